@@ -1,0 +1,24 @@
+"""tf.data input pipelines for multimodal DGL training.
+
+Keras 3 accepts a `tf.data.Dataset` in `fit` / `evaluate` / `predict` on
+every backend, so these pipelines serve TensorFlow, JAX and PyTorch alike.
+Every loader returns a `DatasetSplits`.
+"""
+
+from keras_dgl.datasets.audio_visual import audio_visual
+from keras_dgl.datasets.ave import ave
+from keras_dgl.datasets.crema_d import crema_d
+from keras_dgl.datasets.kinetics_sounds import kinetics_sounds
+from keras_dgl.datasets.smartwatch import smartwatch
+from keras_dgl.datasets.splits import DatasetSplits
+from keras_dgl.datasets.synthetic import synthetic
+
+__all__ = [
+    "DatasetSplits",
+    "audio_visual",
+    "ave",
+    "crema_d",
+    "kinetics_sounds",
+    "smartwatch",
+    "synthetic",
+]

@@ -1,0 +1,114 @@
+"""The container every `keras_dgl.datasets` loader returns."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+_SPLITS = ("train", "validation", "test")
+
+
+@dataclasses.dataclass
+class DatasetSplits:
+    """Train, validation and test pipelines of one multimodal data set.
+
+    Each split is a `tf.data.Dataset` of `(features, label)` batches:
+    `features` is a dict mapping a modality name to a float32 tensor of
+    shape `(batch,) + input_shapes[name]`, and `label` is an int32 tensor of
+    shape `(batch,)`. Keras 3 accepts such a data set in `fit`, `evaluate`
+    and `predict` on every backend (TensorFlow, JAX, PyTorch).
+
+    Args:
+        train: `tf.data.Dataset`. Shuffled (and, where the loader augments,
+            augmented) training batches.
+        validation: `tf.data.Dataset` or `None`. Deterministic batches;
+            `None` only where a loader was asked for no validation split.
+        test: `tf.data.Dataset`. Deterministic batches.
+        num_classes: int. Number of classes; labels lie in
+            `[0, num_classes)`.
+        class_names: list of str. `class_names[i]` names label `i`.
+        input_shapes: dict. Per-example shape (no batch axis) of each
+            modality, e.g. `{"audio": (257, 188, 1)}`.
+        info: dict. Free-form facts about the data: counts per split,
+            subjects per split, skipped files, preprocessing parameters.
+        sources: dict. What `numpy()` reads, per split: either a
+            `(features_dict, labels)` tuple of NumPy arrays, or a
+            zero-argument callable returning an unshuffled, un-augmented
+            `tf.data.Dataset`. Splits missing here are read by iterating
+            the split's own data set once.
+
+    Example:
+
+    ```python
+    splits = keras_dgl.datasets.synthetic(num_classes=4)
+    features, labels = splits.numpy("test")
+    features["strong"].shape  # (num_test, 16)
+    model.fit(splits.train, validation_data=splits.validation, epochs=2)
+    ```
+    """
+
+    train: Any
+    validation: Any
+    test: Any
+    num_classes: int
+    class_names: list
+    input_shapes: dict
+    info: dict = dataclasses.field(default_factory=dict)
+    sources: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    def numpy(self, split):
+        """Returns one split as NumPy arrays.
+
+        Meant for small data (linear probes, refits of a classical model
+        on frozen features). Row order is the loader's deterministic order;
+        no shuffling and no random augmentation are applied where the
+        loader provides an un-augmented source (all loaders in this
+        package do).
+
+        Args:
+            split: str. One of `"train"`, `"validation"`, `"test"`.
+
+        Returns:
+            A tuple `(features, labels)`: `features` maps each modality name
+            to a float32 array of shape `(n,) + input_shapes[name]`, and
+            `labels` is an int32 array of shape `(n,)`.
+        """
+        if split not in _SPLITS:
+            raise ValueError(
+                f"Unknown split {split!r}; expected one of {list(_SPLITS)}."
+            )
+        if getattr(self, split) is None:
+            raise ValueError(f"This DatasetSplits has no {split!r} split.")
+        source = self.sources.get(split)
+        if isinstance(source, tuple):
+            features, labels = source
+            return (
+                {k: np.asarray(v) for k, v in features.items()},
+                np.asarray(labels),
+            )
+        dataset = source() if callable(source) else getattr(self, split)
+        return _collect(dataset, self.input_shapes)
+
+
+def _collect(dataset, input_shapes):
+    """Concatenates every batch of `dataset` into NumPy arrays."""
+    features = {name: [] for name in input_shapes}
+    labels = []
+    for batch_features, batch_labels in dataset.as_numpy_iterator():
+        for name in features:
+            features[name].append(batch_features[name])
+        labels.append(batch_labels)
+    if not labels:
+        return (
+            {
+                name: np.zeros((0,) + tuple(shape), np.float32)
+                for name, shape in input_shapes.items()
+            },
+            np.zeros((0,), np.int32),
+        )
+    return (
+        {name: np.concatenate(parts) for name, parts in features.items()},
+        np.concatenate(labels),
+    )
