@@ -1,0 +1,119 @@
+"""Fusion layers on their own: shapes, unimodal predictions, configs, errors."""
+
+import keras
+import numpy as np
+import pytest
+from dgl_test_utils import FUSION_CLASSES, make_fusion
+
+import keras_dgl
+
+
+def _features(dims=None, batch=4, seed=0):
+    dims = dims or {"audio": 5, "visual": 3}
+    rng = np.random.default_rng(seed)
+    return {n: rng.normal(size=(batch, d)).astype("float32") for n, d in dims.items()}
+
+
+@pytest.mark.parametrize("unimodal_head", ["shared", "separate"])
+@pytest.mark.parametrize("fusion", sorted(FUSION_CLASSES))
+def test_shapes_for_two_and_three_modalities(fusion, unimodal_head):
+    for dims in ({"audio": 5, "visual": 3}, {"a": 2, "b": 3, "c": 4}):
+        layer = make_fusion(fusion, num_classes=4, unimodal_head=unimodal_head)
+        features = _features(dims)
+        assert tuple(layer(features).shape) == (4, 4)
+        unimodal = layer(features, unimodal=True)
+        assert set(unimodal) == set(dims)
+        for logits in unimodal.values():
+            assert tuple(logits.shape) == (4, 4)
+
+
+@pytest.mark.parametrize("fusion", sorted(FUSION_CLASSES))
+def test_shared_unimodal_prediction_ignores_the_other_modalities(fusion):
+    layer = make_fusion(fusion)
+    features = _features()
+    base = layer(features, unimodal=True)["audio"]
+    changed = dict(features, visual=features["visual"] + 10.0)
+    again = layer(changed, unimodal=True)["audio"]
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(base), keras.ops.convert_to_numpy(again), rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize("fusion", ["gated", "film", "attention", "concat"])
+def test_default_unimodal_equals_fusion_with_others_zeroed(fusion):
+    layer = make_fusion(fusion)
+    features = _features()
+    zeroed = dict(features, visual=np.zeros_like(features["visual"]))
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layer(features, unimodal=True)["audio"]),
+        keras.ops.convert_to_numpy(layer(zeroed)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_sum_unimodal_is_the_modality_term():
+    layer = make_fusion("sum")
+    features = _features()
+    fused = keras.ops.convert_to_numpy(layer(features))
+    unimodal = layer(features, unimodal=True)
+    total = sum(keras.ops.convert_to_numpy(v) for v in unimodal.values())
+    np.testing.assert_allclose(fused, total, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("unimodal_head", ["shared", "separate"])
+@pytest.mark.parametrize("fusion", sorted(FUSION_CLASSES))
+def test_config_round_trip_reproduces_outputs(fusion, unimodal_head):
+    layer = make_fusion(fusion, unimodal_head=unimodal_head)
+    features = _features()
+    expected = keras.ops.convert_to_numpy(layer(features))
+    config = keras.layers.serialize(layer)
+    clone = keras.layers.deserialize(config)
+    assert clone.get_config() == layer.get_config()
+    clone(features)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(clone(features)), expected, rtol=1e-6
+    )
+
+
+def test_modality_order_does_not_matter():
+    layer = make_fusion("concat")
+    features = _features()
+    reordered = {"visual": features["visual"], "audio": features["audio"]}
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layer(features)),
+        keras.ops.convert_to_numpy(layer(reordered)),
+    )
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(ValueError, match="at least two modalities"):
+        make_fusion("concat")({"audio": np.zeros((2, 3), "float32")})
+    with pytest.raises(ValueError, match=r"'visual'.*\(2, 3, 4\)"):
+        make_fusion("sum")(
+            {"audio": np.zeros((2, 3), "float32"), "visual": np.zeros((2, 3, 4), "float32")}
+        )
+    with pytest.raises(ValueError, match="unimodal_head"):
+        keras_dgl.layers.ConcatFusion(num_classes=3, unimodal_head="own")
+    with pytest.raises(ValueError, match="at least 2"):
+        keras_dgl.layers.ConcatFusion(num_classes=1)
+    with pytest.raises(ValueError, match="divisible"):
+        keras_dgl.layers.AttentionFusion(num_classes=3, embed_dim=10, num_heads=3)
+    with pytest.raises(ValueError, match="'depth'"):
+        keras_dgl.layers.FiLMFusion(num_classes=3, condition="depth")(_features())
+    layer = make_fusion("concat")
+    layer(_features())
+    with pytest.raises(ValueError, match="built for modalities"):
+        layer({"audio": np.zeros((2, 5), "float32"), "text": np.zeros((2, 3), "float32")})
+
+
+def test_film_condition_modality_is_configurable():
+    features = _features()
+    by_audio = keras_dgl.layers.FiLMFusion(num_classes=3, condition="audio", hidden_dim=8)
+    by_visual = keras_dgl.layers.FiLMFusion(num_classes=3, condition="visual", hidden_dim=8)
+    by_audio(features), by_visual(features)
+    assert "scale" in {w.path.split("/")[-2] for w in by_audio.weights}
+    # The scale/shift maps read the conditioning modality's width.
+    scale_kernel = [w for w in by_visual.weights if "scale" in w.path and "kernel" in w.path]
+    assert tuple(scale_kernel[0].shape) == (3, 8)
