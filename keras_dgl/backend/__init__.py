@@ -2,8 +2,9 @@
 
 Everything else in keras_dgl is written once in `keras.ops`. What differs is
 how a gradient is taken outside a training step (for diagnostics and tests):
-a GradientTape, `torch.autograd` or `jax.value_and_grad`. Each backend's
-module exposes the same functions; `get()` returns the active one.
+a GradientTape, `torch.autograd` or `jax.value_and_grad`; and a training step
+that edits the gradients before the optimizer sees them (OGM-GE). Each
+backend's module exposes the same functions; `get()` returns the active one.
 """
 
 import importlib
@@ -47,3 +48,56 @@ def value_and_gradients(loss_fn, variables):
         for v, g in zip(variables, grads)
     ]
     return float(keras.ops.convert_to_numpy(loss)), grads
+
+
+def preserved_global_rng():
+    """Context manager that restores the backend's global random state on exit.
+
+    Keras draws random numbers from `keras.random.SeedGenerator`s, whose
+    updates a `keras.StatelessScope` can discard; PyTorch's unseeded dropout
+    draws from torch's global generator instead, which this restores. Use it
+    around a computation that must not change the course of training.
+
+    Example:
+
+    ```python
+    with keras_dgl.backend.preserved_global_rng():
+        model(x, training=True)
+    ```
+    """
+    return get().preserved_global_rng()
+
+
+def train_step(model, transform, *args):
+    """One training step whose gradients pass through `transform` first.
+
+    Does what Keras' stock `train_step` does on the active backend (forward
+    pass, `model.compute_loss`, loss tracking, `model.compute_metrics`), but
+    hands the gradients to `transform(gradients, y, y_pred)` before
+    `model.optimizer` applies them. `transform` is written in `keras.ops`; it
+    gets and returns a list aligned with `model.trainable_variables` (entries
+    may be `None`) and may draw from a `keras.random.SeedGenerator` owned by
+    the model.
+
+    Args:
+        model: the compiled `keras.Model` being trained.
+        transform: callable `(gradients, y, y_pred) -> gradients`.
+        *args: the arguments of the backend's `train_step`: `(data,)` on
+            TensorFlow and PyTorch, `(state, data)` on JAX.
+
+    Returns:
+        What the backend's `train_step` returns: the logs, and on JAX the
+        new state as well.
+
+    Example:
+
+    ```python
+    def clip(gradients, y, y_pred):
+        return [g if g is None else keras.ops.clip(g, -1, 1) for g in gradients]
+
+    class ClippedModel(keras.Model):
+        def train_step(self, *args):
+            return keras_dgl.backend.train_step(self, clip, *args)
+    ```
+    """
+    return get().train_step(model, transform, *args)

@@ -3,9 +3,15 @@
 import keras
 from keras import ops
 
+from keras_dgl import backend as dgl_backend
 from keras_dgl.layers.fusion_layer import FusionLayer
+from keras_dgl.models import gradient_modulation
 
-METHODS = ("dgl", "joint", "joint_aux")
+METHODS = ("dgl", "joint", "joint_aux", "ogm", "ogm_ge", "gblend")
+# Methods whose encoders learn from the multimodal loss alone, as in "joint".
+JOINT_LIKE_METHODS = ("joint", "ogm", "ogm_ge")
+# Methods whose encoders' gradients are edited inside the training step.
+MODULATED_METHODS = ("ogm", "ogm_ge")
 # Log names that a modality name would collide with.
 RESERVED_NAMES = ("fused", "multimodal", "loss")
 
@@ -31,6 +37,30 @@ class DGLModel(keras.Model):
     - `"joint_aux"`: multimodal loss plus `alpha` times the unimodal losses,
       with no stop-gradient: the ablation showing that the disentangling,
       not the extra loss, is what matters.
+    - `"ogm"` and `"ogm_ge"`: On-the-fly Gradient Modulation (Peng et al.,
+      2022), a baseline. The objective is that of `"joint"`, but in each
+      training step the encoder gradients are edited before the optimizer
+      applies them: with `s_m` the batch sum of modality `m`'s softmax
+      probability of the true class (from its unimodal prediction) and
+      `rho_m = s_m / mean(s_n, n != m)`, the gradients of encoder `m` are
+      multiplied by `k_m = 1 - tanh(ogm_alpha * rho_m)` when `rho_m > 1`
+      (Eq. 10 of the paper; `k_m = 1` otherwise), slowing the leading
+      modality. `"ogm_ge"` adds the generalization enhancement: Gaussian
+      noise with, per variable, the standard deviation of that variable's
+      unmodulated gradient, on every encoder. Unlike the reference code,
+      every encoder variable is modulated (not only convolution kernels), the
+      unimodal logits keep the full fusion bias (not half of it), and
+      modulation is applied at every step (the reference stops after epoch
+      50 of 100). A custom training step per backend
+      (`keras_dgl.backend.train_step`) does this, since the noise needs the
+      gradient itself. With Adam-type optimizers a constant `k_m` barely
+      matters (they are invariant to a gradient's scale); the paper uses SGD.
+    - `"gblend"`: Gradient-Blending (Wang et al., 2020), a baseline. The
+      objective of `"joint_aux"` with one weight per term:
+      `fused_weight * CE(fused, y) + sum_m alpha[m] * CE(unimodal_m, y)`,
+      where the weights come from `keras_dgl.gblend_weights`, which
+      estimates them from each term's overfitting-to-generalization ratio on
+      a validation split.
 
     What `alpha` does depends on the optimizer. Under `"dgl"` the encoders
     see only the unimodal term, so with plain SGD `alpha` multiplies the
@@ -56,8 +86,13 @@ class DGLModel(keras.Model):
         fusion: a `keras_dgl.layers.FusionLayer` (e.g. `ConcatFusion`).
         alpha: float, or dict mapping every modality name to a float. Weight
             of each unimodal loss; must be non-negative. Defaults to `1.0`.
-        method: str, one of `"dgl"`, `"joint"`, `"joint_aux"`. Defaults to
-            `"dgl"`.
+        method: str, one of `"dgl"`, `"joint"`, `"joint_aux"`, `"ogm"`,
+            `"ogm_ge"`, `"gblend"`. Defaults to `"dgl"`.
+        fused_weight: float. Weight of the multimodal loss term; must be
+            non-negative. Meant for `"gblend"`. Defaults to `1.0`.
+        ogm_alpha: float. Modulation strength of `"ogm"` / `"ogm_ge"` (the
+            paper's alpha). Defaults to `0.1`, the reference code's default;
+            its authors recommend 0.1 for VGGSound and 0.8 for CREMA-D.
         **kwargs: standard `keras.Model` arguments (e.g. `name`).
 
     Example:
@@ -79,9 +114,21 @@ class DGLModel(keras.Model):
 
     References:
         - [Wei, Luo and Luo, ICCV 2025](https://arxiv.org/abs/2507.10213)
+        - [Peng et al., CVPR 2022](https://arxiv.org/abs/2203.15332) (OGM-GE)
+        - [Wang, Tran and Feiszli, CVPR 2020](https://arxiv.org/abs/1905.12681)
+          (Gradient-Blending)
     """
 
-    def __init__(self, encoders, fusion, alpha=1.0, method="dgl", **kwargs):
+    def __init__(
+        self,
+        encoders,
+        fusion,
+        alpha=1.0,
+        method="dgl",
+        fused_weight=1.0,
+        ogm_alpha=0.1,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.modality_names = _check_encoders(encoders)
         if not isinstance(fusion, FusionLayer):
@@ -100,6 +147,13 @@ class DGLModel(keras.Model):
         self.method = method
         self.alpha = alpha
         self._alphas = _check_alpha(alpha, self.modality_names)
+        self.fused_weight = _check_non_negative("fused_weight", fused_weight)
+        self.ogm_alpha = _check_non_negative("ogm_alpha", ogm_alpha)
+        # OGM-GE's gradient noise; created only for that method, so other
+        # models keep exactly their variables.
+        self._noise_seed = (
+            keras.random.SeedGenerator() if method == "ogm_ge" else None
+        )
         self._term_loss = None
         self._term_trackers = {
             "multimodal_loss": keras.metrics.Mean(name="multimodal_loss")
@@ -146,10 +200,10 @@ class DGLModel(keras.Model):
         if self.method == "dgl":
             fused = self.fusion(detached, training=training)
             unimodal = self._unimodal_through_frozen_fusion(features, training)
-        elif self.method == "joint":
+        elif self.method in JOINT_LIKE_METHODS:
             fused = self.fusion(features, training=training)
             unimodal = self._unimodal_through_frozen_fusion(detached, training)
-        else:  # joint_aux
+        else:  # joint_aux, gblend
             fused = self.fusion(features, training=training)
             unimodal = self.fusion(features, unimodal=True, training=training)
         return {
@@ -205,11 +259,25 @@ class DGLModel(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
+    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+        self._check_data(x, y)
+        if isinstance(validation_data, (tuple, list)):
+            self._check_data(*validation_data[:2])
+        elif validation_data is not None:
+            self._check_data(validation_data)
+        return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._check_data(x, y)
+        return super().evaluate(x, y, *args, **kwargs)
+
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
         y = self._check_labels(y, y_pred["fused"])
         total = self._term(y, y_pred["fused"], sample_weight)
+        if self.fused_weight != 1.0:
+            total = ops.multiply(self.fused_weight, total)
         if self._trains_unimodal_terms():
             for name in self.modality_names:
                 weight = self._alphas[name]
@@ -221,7 +289,7 @@ class DGLModel(keras.Model):
         return total
 
     def _trains_unimodal_terms(self):
-        if self.method == "joint":
+        if self.method in JOINT_LIKE_METHODS:
             # Under joint training only separate heads (as probes) learn from them.
             return self.fusion.unimodal_head == "separate"
         return True
@@ -230,6 +298,28 @@ class DGLModel(keras.Model):
         if self._term_loss is None:
             raise RuntimeError("Call `compile()` before training the model.")
         return ops.cast(self._term_loss(y, logits, sample_weight), "float32")
+
+    def train_step(self, *args):
+        if self.method not in MODULATED_METHODS:
+            return super().train_step(*args)
+        # OGM-GE's noise is scaled by each variable's gradient, which only a
+        # training step sees; the step is a thin per-backend adapter.
+        return dgl_backend.train_step(self, self._modulate_gradients, *args)
+
+    def _modulate_gradients(self, gradients, y, y_pred):
+        """OGM(-GE) edit of a step's gradients (aligned with trainable_variables)."""
+        coefficients, _ = gradient_modulation.ogm_coefficients(
+            y_pred["unimodal"], y, self.ogm_alpha
+        )
+        owner = {
+            id(v): name
+            for name in self.modality_names
+            for v in self.encoders[name].trainable_variables
+        }
+        owners = [owner.get(id(v)) for v in self.trainable_variables]
+        return gradient_modulation.modulate_gradients(
+            gradients, owners, coefficients, noise_seed=self._noise_seed
+        )
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         fused = y_pred["fused"]
@@ -260,6 +350,7 @@ class DGLModel(keras.Model):
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Fused logits, `(num_examples, num_classes)`; see `keras.Model.predict`."""
+        self._check_data(x)
         outputs = super().predict(
             x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks
         )
@@ -275,6 +366,7 @@ class DGLModel(keras.Model):
         are the fusion layer's unimodal predictions (the other modalities
         zeroed, or the separate heads).
         """
+        self._check_data(x)
         outputs = super().predict(x, **kwargs)
         return {"fused": outputs["fused"], **outputs["unimodal"]}
 
@@ -291,6 +383,8 @@ class DGLModel(keras.Model):
                 "fusion": keras.layers.serialize(self.fusion),
                 "alpha": self.alpha,
                 "method": self.method,
+                "fused_weight": self.fused_weight,
+                "ogm_alpha": self.ogm_alpha,
             }
         )
         return config
@@ -335,7 +429,10 @@ class DGLModel(keras.Model):
     def _check_labels(self, y, fused):
         if y is None:
             raise ValueError("DGLModel needs labels `y` to compute its losses.")
-        y_shape, fused_shape = tuple(y.shape), tuple(fused.shape)
+        self._check_label_shape(tuple(y.shape), fused.shape[0])
+        return y
+
+    def _check_label_shape(self, y_shape, batch_size=None):
         sparse = isinstance(
             self._term_loss, keras.losses.SparseCategoricalCrossentropy
         )
@@ -348,17 +445,61 @@ class DGLModel(keras.Model):
                 "labels compile with loss='categorical_crossentropy' and "
                 "from_logits=True."
             )
-        if (
-            y_shape
-            and y_shape[0] is not None
-            and fused_shape[0] is not None
-            and y_shape[0] != fused_shape[0]
+        if y_shape and None not in (y_shape[0], batch_size) and (
+            y_shape[0] != batch_size
         ):
             raise ValueError(
                 f"Labels have batch size {y_shape[0]} but the inputs have "
-                f"{fused_shape[0]} (labels shape {y_shape})."
+                f"{batch_size} (labels shape {y_shape})."
             )
-        return y
+
+    def _check_data(self, x, y=None):
+        """Checks input keys and label shapes before any step runs.
+
+        On JAX an error raised inside the first compiled step leaves the
+        model's variables purged (Keras frees them during training), so bad
+        data is caught here where its form allows it cheaply: dicts of arrays
+        and `tf.data` datasets (from their element spec). Other forms are
+        checked inside the step.
+        """
+        spec = getattr(x, "element_spec", None)
+        if spec is not None:
+            if isinstance(spec, tuple):
+                x, y = spec[0], (spec[1] if len(spec) > 1 else None)
+            else:
+                x, y = spec, None
+        if not isinstance(x, dict):
+            return
+        self._check_input_keys(x, "inputs")
+        if y is not None and self._term_loss is not None:
+            self._check_label_shape(tuple(getattr(y, "shape", ())) or (None,))
+
+    # Fusion refit --------------------------------------------------------------
+
+    def refit_fusion(self, train_data, validation_data=None, **kwargs):
+        """Re-trains only the fused path of `self.fusion` on frozen encoders.
+
+        Features are computed once in inference mode; the encoders and this
+        model's optimizer are left untouched. Delegates to
+        `keras_dgl.refit.refit_fusion`, which documents the result dict.
+
+        Args:
+            train_data: `(features, labels)` arrays or a finite iterable of
+                such batches (e.g. a `tf.data.Dataset`).
+            validation_data: `None` or data of the same forms; chooses the
+                epoch. Defaults to `None`.
+            **kwargs: `epochs`, `optimizer`, `batch_size`, `patience`,
+                `monitor`, `reinitialize`, `verbose` of `refit_fusion`.
+
+        Example:
+
+        ```python
+        result = model.refit_fusion(splits.numpy("train"), splits.validation)
+        ```
+        """
+        from keras_dgl.refit import refit_fusion
+
+        return refit_fusion(self, train_data, validation_data, **kwargs)
 
 
 # Losses that would read the model's logits as probabilities when named by string.
@@ -420,6 +561,14 @@ def _check_encoders(encoders):
                 f"model. Received: {type(encoder).__name__}"
             )
     return sorted(encoders)
+
+
+def _check_non_negative(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"`{name}` must be a number. Received: {value!r}")
+    if value < 0:
+        raise ValueError(f"`{name}` must be non-negative. Received: {value}")
+    return float(value)
 
 
 def _check_alpha(alpha, modality_names):

@@ -1,0 +1,284 @@
+"""GPU step time of a DGLModel with two ResNet18 encoders, CREMA-D shapes.
+
+Times `train_on_batch` of `keras_dgl.DGLModel` (method "dgl", concat fusion,
+SGD momentum 0.9, weight decay 1e-4, lr 2e-3, gradient clipping at global
+norm 40: the published recipe) on device-resident batches of audio
+log-spectrograms (1 x 257 x 188) and one 224 x 224 video frame, 6 classes.
+Every combination of backend (JAX, torch; each in its own subprocess since
+the backend is fixed at import), dtype policy (float32, mixed_bfloat16),
+data format (channels_last, channels_first) and batch size (64, 256) gets
+one JSON line with the same fields as
+`/work/shared/bench/reference_torch_dgl.py` (`variant`, `device`, `batch`,
+`step_ms` = median over `--steps` after `--warmup`, `samples_per_s`), plus
+`backend`, `dtype_policy`, `data_format`, `jit_compile`. A combination that
+fails (e.g. out of memory) prints a line with `error` instead.
+
+`--reference PATH` also runs the plain-PyTorch reference script in the same
+call, for the same batch sizes, and forwards its lines: GPUs differ, so only
+numbers from one call are comparable.
+
+  python benchmarks/gpu_step.py [--backends jax,torch] [--batches 64,256]
+      [--dtypes float32,mixed_bfloat16]
+      [--formats channels_last,channels_first] [--steps 30] [--warmup 8]
+      [--torch-jit] [--reference /path/to/reference_torch_dgl.py]
+      [--budget-s 0] [--tiny]
+
+In a time-limited device session, run one backend per call and give it a
+budget, e.g. `--backends jax --budget-s 420` (JAX compiles each combination
+in its first step: about a minute per combination on 2 busy CPU cores for
+the tiny model; expect tens of seconds per full-size combination on a GPU
+host) and put the most wanted combinations first with `--dtypes` /
+`--formats` / `--batches`.
+
+`--tiny` (for CPU smoke tests): audio 1 x 33 x 24, 32 x 32 frames,
+base_filters 8, batches 4 and 8, 3 steps after 1 warm-up step.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--backends", default="jax,torch")
+    p.add_argument("--batches", default=None, help="default 64,256 (tiny: 4,8)")
+    p.add_argument("--dtypes", default="float32,mixed_bfloat16")
+    p.add_argument("--formats", default="channels_last,channels_first")
+    p.add_argument("--audio", default=None, help="HxW, default 257x188")
+    p.add_argument("--image", type=int, default=None, help="default 224")
+    p.add_argument("--frames", type=int, default=1)
+    p.add_argument("--base-filters", type=int, default=None, help="default 64")
+    p.add_argument("--classes", type=int, default=6)
+    p.add_argument("--alpha", type=float, default=4.0)
+    p.add_argument("--steps", type=int, default=None, help="default 30 (tiny: 3)")
+    p.add_argument("--warmup", type=int, default=None, help="default 8 (tiny: 1)")
+    p.add_argument(
+        "--torch-jit",
+        action="store_true",
+        help="jit_compile=True on torch (torch.compile; did not finish "
+        "compiling within 150 s for the reference run)",
+    )
+    p.add_argument("--reference", default=None, help="path of reference_torch_dgl.py")
+    p.add_argument(
+        "--budget-s",
+        type=float,
+        default=0,
+        help="stop starting new combinations after this many seconds (0: no "
+        "limit); the rest print a 'skipped' line. For time-limited device calls",
+    )
+    p.add_argument("--tiny", action="store_true")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    tiny = args.tiny
+    args.batches = args.batches or ("4,8" if tiny else "64,256")
+    args.audio = args.audio or ("33x24" if tiny else "257x188")
+    args.image = args.image or (32 if tiny else 224)
+    args.base_filters = args.base_filters or (8 if tiny else 64)
+    args.steps = args.steps or (3 if tiny else 30)
+    args.warmup = args.warmup or (1 if tiny else 8)
+    return args
+
+
+def device_name():
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        dev = jax.devices()[0]
+        return dev.device_kind if dev.platform != "cpu" else "cpu"
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    return "cpu"
+
+
+def build_model(args, data_format):
+    import keras
+
+    import keras_dgl
+
+    encoders = {
+        "audio": keras_dgl.encoders.ResNet18(
+            input_channels=1, base_filters=args.base_filters, data_format=data_format
+        ),
+        "visual": keras_dgl.encoders.ResNet18(
+            input_channels=3, base_filters=args.base_filters, data_format=data_format
+        ),
+    }
+    fusion = keras_dgl.layers.ConcatFusion(num_classes=args.classes)
+    model = keras_dgl.DGLModel(encoders, fusion, alpha=args.alpha, method="dgl")
+    jit = True if keras.backend.backend() != "torch" else bool(args.torch_jit)
+    model.compile(
+        optimizer=keras.optimizers.SGD(
+            2e-3, momentum=0.9, weight_decay=1e-4, global_clipnorm=40.0
+        ),
+        jit_compile=jit,
+    )
+    return model
+
+
+def input_shapes(args, data_format):
+    h, w = (int(v) for v in args.audio.split("x"))
+    s = args.image
+    if data_format == "channels_last":
+        audio, frame = (h, w, 1), (s, s, 3)
+    else:
+        audio, frame = (1, h, w), (3, s, s)
+    visual = frame if args.frames == 1 else (args.frames,) + frame
+    return {"audio": audio, "visual": visual}
+
+
+def device_batch(args, data_format, batch, seed=0):
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    # convert_to_tensor places the arrays on the backend's default device
+    # (the GPU when there is one), so the timed steps copy nothing.
+    x = {
+        k: keras.ops.convert_to_tensor(
+            rng.standard_normal((batch,) + shape, dtype=np.float32)
+        )
+        for k, shape in input_shapes(args, data_format).items()
+    }
+    y = keras.ops.convert_to_tensor(
+        rng.integers(0, args.classes, size=(batch,)).astype("int32")
+    )
+    return x, y
+
+
+def time_one(args, dtype, data_format, batch, device):
+    import keras
+
+    backend = keras.backend.backend()
+    line = {
+        "variant": f"keras_dgl_{backend}_{dtype}_{data_format}",
+        "device": device,
+        "batch": batch,
+        "backend": backend,
+        "dtype_policy": dtype,
+        "data_format": data_format,
+    }
+    keras.utils.clear_session()
+    keras.config.set_dtype_policy(dtype)
+    try:
+        keras.utils.set_random_seed(0)
+        model = build_model(args, data_format)
+        line["jit_compile"] = bool(model.jit_compile)
+        x, y = device_batch(args, data_format, batch)
+        t0 = time.perf_counter()
+        model.train_on_batch(x, y)  # builds, traces and compiles
+        line["first_step_s"] = round(time.perf_counter() - t0, 2)
+        for _ in range(args.warmup - 1):
+            model.train_on_batch(x, y)
+        times = []
+        for _ in range(args.steps):
+            # train_on_batch returns host floats, so the step has finished
+            # on the device when it returns.
+            t0 = time.perf_counter()
+            logs = model.train_on_batch(x, y, return_dict=True)
+            times.append(time.perf_counter() - t0)
+        med = statistics.median(times)
+        line["step_ms"] = round(1e3 * med, 2)
+        line["samples_per_s"] = round(batch / med, 1)
+        line["loss"] = round(float(logs["loss"]), 4)
+    except Exception as e:  # one failing combination must not stop the rest
+        line["error"] = f"{type(e).__name__}: {str(e)[:300]}"
+    finally:
+        keras.config.set_dtype_policy("float32")
+    return line
+
+
+def child(args):
+    sys.path.insert(0, REPO)  # works without installing keras_dgl
+    import keras
+
+    deadline = float(os.environ.get("KERAS_DGL_BENCH_DEADLINE", "0"))
+
+    device = device_name()
+    header = {
+        "header": "keras_dgl gpu_step",
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "device": device,
+        "tiny": args.tiny,
+        "audio": args.audio,
+        "image": args.image,
+        "frames": args.frames,
+        "base_filters": args.base_filters,
+        "steps": args.steps,
+        "warmup": args.warmup,
+    }
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch.backends.cudnn.benchmark = True
+        header["torch"] = torch.__version__
+    else:
+        import jax
+
+        header["jax"] = jax.__version__
+    print(json.dumps(header), flush=True)
+    for dtype in args.dtypes.split(","):
+        for data_format in args.formats.split(","):
+            for batch in (int(b) for b in args.batches.split(",")):
+                if deadline and time.time() > deadline:
+                    line = {
+                        "variant": f"keras_dgl_{keras.backend.backend()}_{dtype}_{data_format}",
+                        "batch": batch,
+                        "skipped": "time budget (--budget-s) spent",
+                    }
+                else:
+                    line = time_one(args, dtype, data_format, batch, device)
+                print(json.dumps(line), flush=True)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.child:
+        return child(args)
+    passthrough = [a for a in argv if a != "--child"]
+    failed = False
+    deadline = time.time() + args.budget_s if args.budget_s else 0
+    for backend in [b for b in args.backends.split(",") if b]:
+        env = dict(
+            os.environ,
+            KERAS_BACKEND=backend,
+            TF_CPP_MIN_LOG_LEVEL="3",
+            KERAS_DGL_BENCH_DEADLINE=str(deadline),
+        )
+        proc = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--child", *passthrough],
+            env=env,
+        )
+        if proc.returncode:
+            failed = True
+            print(json.dumps({"backend": backend, "error": f"exit code {proc.returncode}"}))
+    if args.reference:
+        h, w = args.audio.split("x")
+        for batch in args.batches.split(","):
+            cmd = [
+                sys.executable, args.reference, "--batch", batch,
+                "--frames", str(args.frames), "--audio", f"{h}x{w}",
+                "--image", str(args.image), "--classes", str(args.classes),
+                "--alpha", str(args.alpha), "--steps", str(args.steps),
+                "--warmup", str(args.warmup),
+            ]
+            failed |= subprocess.run(cmd).returncode != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

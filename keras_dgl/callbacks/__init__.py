@@ -1,0 +1,6 @@
+"""Keras callbacks for multimodal training diagnostics."""
+
+from keras_dgl.callbacks.fusion_refit import FusionRefit
+from keras_dgl.callbacks.gradient_monitor import GradientMonitor
+
+__all__ = ["FusionRefit", "GradientMonitor"]

@@ -1,0 +1,282 @@
+"""The `keras-dgl` command.
+
+`keras-dgl train` compares DGL with joint training and unimodal baselines
+(see `keras_dgl.experiment`). Keras is imported only after the arguments
+are parsed, because `--backend` must be in `KERAS_BACKEND` before the
+first `import keras` of the process; keep module-level imports here to the
+standard library.
+"""
+
+import argparse
+import ast
+import os
+import sys
+import textwrap
+
+BACKENDS = ("tensorflow", "jax", "torch")
+# Mirrors keras_dgl.experiment (not imported here: it imports Keras).
+DATASETS = ("smartwatch", "synthetic", "crema-d", "kinetics-sounds", "ave")
+FUSIONS = ("sum", "concat", "gated", "film", "attention")
+METHODS = ("dgl", "joint", "joint_aux", "unimodal")
+OPTIMIZERS = ("adam", "sgd")
+PROG = "keras-dgl"
+
+_EPILOG = """\
+examples:
+  keras-dgl train                              # smartwatch: dgl, joint, unimodal; 3 splits
+  keras-dgl train --dataset synthetic --epochs 5 --seeds 2 --out /tmp/dgl
+  keras-dgl train --backend jax --fusion gated --methods dgl,joint
+  keras-dgl train --dataset crema-d --data-dir /data/CREMA-D --data-option cache=True
+
+Running the same command again with the same --out resumes it: finished
+runs are skipped, an interrupted run continues after its last epoch.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, without the usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _methods(text):
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise argparse.ArgumentTypeError(
+            f"unknown method(s) {', '.join(unknown) or repr(text)}; "
+            f"choose from {','.join(METHODS)}"
+        )
+    return tuple(dict.fromkeys(methods))
+
+
+def _seeds(text):
+    """`N` (seeds 0..N-1) or a comma list of seeds."""
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+            if len(set(seeds)) != len(seeds) or not seeds:
+                raise ValueError
+            return seeds
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a count or a comma list of distinct seeds, got {text!r}"
+        )
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 seed, got {text!r}")
+    return count
+
+
+def _data_option(text):
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw  # A bare word is a string.
+    return key.strip(), value
+
+
+def build_parser():
+    """The `keras-dgl` argument parser (standard library only).
+
+    Returns:
+        An `argparse.ArgumentParser` with the `train` sub-command.
+
+    Example:
+
+    ```python
+    args = keras_dgl.cli.build_parser().parse_args(["train", "--seeds", "2"])
+    args.seeds  # 2
+    ```
+    """
+    parser = _Parser(
+        prog=PROG,
+        description="Disentangled Gradient Learning (DGL) for multimodal Keras models.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    train = commands.add_parser(
+        "train",
+        prog=f"{PROG} train",
+        help="compare DGL with joint training and unimodal baselines",
+        description=textwrap.fill(
+            "Train DGL, joint training and per-modality baselines with the same "
+            "budget and seeds over several data splits, choose each run's epoch "
+            "on the validation split, and print test accuracy (fused and per "
+            "modality, mean ± std over splits) with the paired DGL - joint gain."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("--dataset", choices=DATASETS, default="smartwatch",
+                       help="data set (default: smartwatch, built in)")
+    train.add_argument("--data-dir", metavar="DIR",
+                       help="data folder; required for crema-d, kinetics-sounds, ave")
+    train.add_argument("--data-option", metavar="KEY=VALUE", type=_data_option,
+                       action="append", default=[],
+                       help="extra argument of the dataset loader, e.g. "
+                            "window_seconds=2.0 (repeatable)")
+    train.add_argument("--backend", choices=BACKENDS,
+                       help="Keras backend (default: $KERAS_BACKEND, else tensorflow)")
+    train.add_argument("--fusion", choices=FUSIONS, default="concat",
+                       help="fusion layer (default: concat)")
+    train.add_argument("--alpha", type=_non_negative_float,
+                       help="weight of the unimodal losses (default: per dataset). "
+                            "Acts as an encoder learning-rate factor with SGD; "
+                            "no effect on DGL with Adam")
+    train.add_argument("--methods", type=_methods, default=("dgl", "joint", "unimodal"),
+                       help="comma list of dgl, joint, joint_aux, unimodal "
+                            "(default: dgl,joint,unimodal)")
+    train.add_argument("--epochs", type=_positive_int,
+                       help="epochs per run (default: per dataset; smartwatch 12)")
+    train.add_argument("--batch-size", type=_positive_int,
+                       help="batch size (default: per dataset; smartwatch 32)")
+    train.add_argument("--seeds", type=_seeds, default=3,
+                       help="number of splits N (seeds 0..N-1) or a comma list "
+                            "(default: 3)")
+    train.add_argument("--optimizer", choices=OPTIMIZERS,
+                       help="adam, or sgd with momentum 0.9 (default: per dataset)")
+    train.add_argument("--learning-rate", type=_positive_float,
+                       help="learning rate (default: per dataset)")
+    train.add_argument("--probe", action=argparse.BooleanOptionalAction, default=True,
+                       help="also score each encoder with a linear probe (default: on)")
+    train.add_argument("--out", metavar="DIR", default="dgl-results",
+                       help="output folder, also used to resume (default: ./dgl-results)")
+    train.add_argument("-q", "--quiet", action="store_true",
+                       help="no per-epoch training output")
+    return parser
+
+
+def main(argv=None):
+    """Runs the `keras-dgl` command.
+
+    Args:
+        argv: list of str, the arguments after the program name; `None`
+            reads `sys.argv[1:]`.
+
+    Returns:
+        The exit status: 0 on success, 2 for a bad option, missing data or
+        a conflicting output folder, 130 when interrupted.
+
+    Example:
+
+    ```python
+    status = keras_dgl.cli.main(
+        ["train", "--dataset", "synthetic", "--epochs", "2", "--out", "/tmp/x"]
+    )
+    ```
+    """
+    from_console = argv is None
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, or a bad option (already reported).
+        return stop.code
+    if args.data_dir and not os.path.exists(args.data_dir):
+        return _fail(f"{PROG} train: error: data folder not found: {args.data_dir}")
+
+    # Both only take effect if set before TensorFlow or PyTorch is loaded.
+    # TensorFlow's start-up INFO lines are noise in a command's output.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    # PyTorch's OpenMP threads otherwise busy-wait between ops and starve the
+    # tf.data threads that feed them (an epoch took 8x longer on two busy cores).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+    if args.backend:
+        loaded = _loaded_keras_backend()
+        if loaded is not None and loaded != args.backend:
+            if from_console:
+                # Keras fixes its backend when first imported; start over in a
+                # fresh interpreter that sees KERAS_BACKEND from the start.
+                os.environ["KERAS_BACKEND"] = args.backend
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.execv(sys.executable,
+                         [sys.executable, "-m", "keras_dgl.cli", *sys.argv[1:]])
+            return _fail(
+                f"{PROG} train: error: --backend {args.backend} requested, but "
+                f"Keras is already loaded with backend {loaded} in this process; "
+                "set KERAS_BACKEND before importing keras"
+            )
+        os.environ["KERAS_BACKEND"] = args.backend
+
+    from keras_dgl import experiment  # Imports Keras: only now.
+
+    config = experiment.ExperimentConfig(
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        data_options=dict(args.data_option),
+        fusion=args.fusion,
+        alpha=args.alpha,
+        methods=args.methods,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seeds=args.seeds,
+        optimizer=args.optimizer,
+        learning_rate=args.learning_rate,
+        probe=args.probe,
+        out=args.out,
+    )
+    if args.quiet:
+        verbose = 0
+    else:
+        # Progress bars on a terminal, one line per epoch in logs and pipes.
+        verbose = 1 if sys.stdout.isatty() else 2
+    try:
+        experiment.run_experiment(config, verbose=verbose)
+    except experiment.ExperimentError as error:
+        return _fail(f"{PROG} train: error: {error}")
+    except KeyboardInterrupt:
+        return _fail(
+            f"{PROG} train: interrupted; run the same command again to resume "
+            f"from the last completed epoch (state in {os.path.abspath(args.out)})",
+            status=130,
+        )
+    return 0
+
+
+def _loaded_keras_backend():
+    """The backend of an already imported Keras, or `None`."""
+    keras = sys.modules.get("keras")
+    backend = getattr(getattr(keras, "backend", None), "backend", None)
+    return backend() if callable(backend) else None
+
+
+def _fail(message, status=2):
+    print(message.replace("\n", " "), file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,299 @@
+"""Tests of the `keras-dgl` command (keras_dgl.cli) and keras_dgl.experiment.
+
+Tiny settings keep the file well under two minutes on two CPU cores, on
+each backend; the backend is whatever KERAS_BACKEND selects.
+"""
+
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from keras_dgl import cli
+from keras_dgl import experiment
+
+BACKEND = keras.backend.backend()
+# A small synthetic task: runs take a second or two each.
+TINY_SYNTHETIC = [
+    "--dataset", "synthetic",
+    "--batch-size", "64",
+    "--learning-rate", "0.01",
+    "--data-option", "num_train=512",
+    "--data-option", "num_validation=128",
+    "--data-option", "num_test=256",
+]
+
+
+def _main(argv):
+    """Runs the command in this process; returns (status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = cli.main(argv)
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(tmp_path_factory):
+    """One default-methods experiment on two splits, shared by several tests."""
+    out = tmp_path_factory.mktemp("synthetic")
+    argv = ["train", *TINY_SYNTHETIC, "--epochs", "2", "--seeds", "2",
+            "--out", str(out)]
+    keras.utils.clear_session()
+    status, stdout, stderr = _main(argv)
+    assert status == 0, stderr
+    return out, argv, stdout
+
+
+def test_table_lists_every_method_and_the_paired_gain(synthetic_run):
+    out, _, stdout = synthetic_run
+    table = (out / "table.txt").read_text()
+    assert table.strip() in stdout
+    lines = table.splitlines()
+    assert "synthetic, concat fusion, 2 epochs" in lines[0]
+    assert f"backend {BACKEND}" in lines[0]
+    header = lines[1].split()
+    assert header == ["method", "fused", "strong", "weak", "probe", "strong",
+                      "probe", "weak"]
+    rows = {line.split("  ")[0].strip(): line for line in lines[2:6]}
+    assert set(rows) == {"dgl", "joint", "unimodal strong", "unimodal weak"}
+    # mean ± std over the two splits in every filled cell.
+    assert rows["dgl"].count("±") == 5
+    assert rows["unimodal weak"].count("±") == 2
+    assert "DGL - joint, paired by split" in table
+    assert any(line.startswith("seed 0") for line in lines)
+    assert any(line.startswith("seed 1") for line in lines)
+    assert any(line.startswith("mean ± std") for line in lines)
+    # Progress lines name each run once.
+    for name in ("dgl-seed0", "joint-seed1", "unimodal_weak-seed1"):
+        assert f"{name}: training 2 epochs" in stdout
+
+
+def test_json_and_csv_hold_one_record_per_run(synthetic_run):
+    out, _, _ = synthetic_run
+    results = json.loads((out / "results.json").read_text())
+    runs = {r["run"]: r for r in results["runs"]}
+    expected = {f"{kind}-seed{seed}" for seed in (0, 1)
+                for kind in ("dgl", "joint", "unimodal_strong", "unimodal_weak")}
+    assert set(runs) == expected
+    dgl = runs["dgl-seed1"]
+    assert set(dgl["test_accuracy"]) == {"fused", "strong", "weak"}
+    assert set(dgl["probe_accuracy"]) == {"strong", "weak"}
+    assert 1 <= dgl["best_epoch"] <= 2
+    assert dgl["best_val_accuracy"] == max(dgl["history"]["val_accuracy"])
+    assert len(dgl["history"]["val_weak_accuracy"]) == 2
+    assert set(runs["unimodal_weak-seed0"]["test_accuracy"]) == {"weak"}
+    # The strong view is nearly separable: training worked.
+    assert results["summary"]["dgl"]["fused"]["mean"] > 0.8
+    gain = results["gain"]
+    assert gain["seeds"] == [0, 1]
+    for index, seed in enumerate((0, 1)):
+        difference = (runs[f"dgl-seed{seed}"]["test_accuracy"]["fused"]
+                      - runs[f"joint-seed{seed}"]["test_accuracy"]["fused"])
+        assert gain["columns"]["fused"]["per_seed"][index] == pytest.approx(difference)
+
+    with open(out / "results.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert {row["run"] for row in table} == expected
+    row = next(r for r in table if r["run"] == "unimodal_strong-seed1")
+    assert row["method"] == "unimodal" and row["modality"] == "strong"
+    assert row["seed"] == "1" and row["fused_accuracy"] == ""
+    assert float(row["strong_accuracy"]) == pytest.approx(
+        runs["unimodal_strong-seed1"]["test_accuracy"]["strong"], abs=1e-4)
+    assert 1 <= int(row["best_epoch"]) <= 2
+
+
+def test_plots_and_tensorboard_logs_are_written(synthetic_run):
+    out, _, _ = synthetic_run
+    for name in ("validation_accuracy.png", "comparison.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for run in ("dgl-seed0", "unimodal_strong-seed1"):
+        for split in ("train", "validation"):
+            events = list((out / "tensorboard" / run / split).glob("events.out.tfevents*"))
+            assert events, f"no TensorBoard events for {run}/{split}"
+
+
+def test_rerun_skips_finished_runs(synthetic_run):
+    out, argv, _ = synthetic_run
+    before = (out / "results.json").read_text()
+    status, stdout, _ = _main(argv)
+    assert status == 0
+    assert stdout.count("already done, skipped") == 8
+    assert ": training" not in stdout
+    assert json.loads((out / "results.json").read_text())["runs"] == \
+        json.loads(before)["runs"]
+
+
+def test_out_folder_of_other_settings_is_refused(synthetic_run):
+    out, argv, _ = synthetic_run
+    status, _, stderr = _main([*argv, "--fusion", "sum"])
+    assert status == 2
+    assert stderr.count("\n") == 1
+    assert "fusion" in stderr and "another --out" in stderr
+
+
+class _InterruptAfter(keras.callbacks.Callback):
+    """Stands in for Ctrl-C once an epoch has been backed up."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+class _EpochLog(keras.callbacks.Callback):
+    def __init__(self, seen):
+        super().__init__()
+        self.seen = seen
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen.append(epoch)
+
+
+def test_interrupted_experiment_resumes_from_last_epoch(tmp_path):
+    config = experiment.ExperimentConfig(
+        dataset="synthetic",
+        data_options={"num_train": 256, "num_validation": 128, "num_test": 128},
+        methods=("joint",),
+        epochs=3,
+        batch_size=64,
+        seeds=1,
+        probe=False,
+        out=str(tmp_path),
+    )
+    # The run is "killed" after its first epoch.
+    interrupt = {"joint-seed0": [_InterruptAfter(0)]}
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run_experiment(
+            config, verbose=0, callbacks=lambda run: interrupt.get(run, []),
+            log=lambda line: None,
+        )
+    runs = tmp_path / "runs"
+    assert not (runs / "joint-seed0" / "result.json").exists()
+    backup = json.loads(
+        (runs / "joint-seed0" / "backup" / "training_metadata.json").read_text())
+    assert backup["epoch"] == 1
+
+    seen = {}
+    messages = []
+    results = experiment.run_experiment(
+        config, verbose=0,
+        callbacks=lambda run: [_EpochLog(seen.setdefault(run, []))],
+        log=messages.append,
+    )
+    # Training goes on at the second epoch.
+    assert seen == {"joint-seed0": [1, 2]}
+    assert any("joint-seed0: resuming after epoch 1 of 3" in m for m in messages)
+    joint = next(r for r in results["runs"] if r["run"] == "joint-seed0")
+    # The history spans the interruption, and the best epoch may lie before it.
+    assert len(joint["history"]["val_accuracy"]) == 3
+    assert joint["best_val_accuracy"] == max(joint["history"]["val_accuracy"])
+    assert joint["best_epoch"] == 1 + joint["history"]["val_accuracy"].index(
+        joint["best_val_accuracy"])
+    assert not (runs / "joint-seed0" / "backup").exists()
+    assert (runs / "joint-seed0" / "result.json").exists()
+    assert [r["run"] for r in results["runs"]] == ["joint-seed0"]
+
+
+def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, "run_experiment", interrupted)
+    status, _, stderr = _main(["train", *TINY_SYNTHETIC, "--out", str(tmp_path)])
+    assert status == 130
+    assert "run the same command again to resume" in stderr
+    assert stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "argv, complaint",
+    [
+        (["train", "--fusion", "nope"], "--fusion: invalid choice"),
+        (["train", "--dataset", "mnist"], "--dataset: invalid choice"),
+        (["train", "--backend", "theano"], "--backend: invalid choice"),
+        (["train", "--epochs", "0"], "--epochs"),
+        (["train", "--seeds", "two"], "--seeds"),
+        (["train", "--methods", "dgl,bogus"], "bogus"),
+        (["train", "--alpha", "-1"], "--alpha"),
+        (["train", "--data-option", "window"], "KEY=VALUE"),
+        (["train", "--no-such-option"], "unrecognized arguments"),
+        (["fly"], "invalid choice"),
+        ([], "required"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(argv, complaint):
+    status, stdout, stderr = _main(argv)
+    assert status == 2
+    assert stderr.count("\n") == 1, stderr
+    assert complaint in stderr and "error" in stderr
+    assert "Traceback" not in stderr and stdout == ""
+
+
+@pytest.mark.parametrize(
+    "argv, complaint",
+    [
+        (["--dataset", "crema-d", "--data-dir", "{missing}"], "data folder not found"),
+        (["--data-dir", "{missing}"], "data folder not found"),
+        (["--dataset", "ave"], "needs --data-dir"),
+        (["--dataset", "crema-d", "--data-dir", "{empty}"], "cannot load crema-d"),
+        (["--dataset", "synthetic", "--data-option", "colour=1"], "bad data option"),
+    ],
+)
+def test_data_errors_exit_2_with_one_line(tmp_path, argv, complaint):
+    (tmp_path / "empty").mkdir()
+    argv = [a.format(missing=tmp_path / "missing", empty=tmp_path / "empty")
+            for a in argv]
+    status, _, stderr = _main(["train", *argv, "-q", "--out", str(tmp_path / "out")])
+    assert status == 2
+    assert stderr.count("\n") == 1, stderr
+    assert complaint in stderr
+    assert "Traceback" not in stderr
+
+
+def _command(*args):
+    env = dict(os.environ)
+    # The backend travels by --backend alone.
+    env.pop("KERAS_BACKEND", None)
+    return subprocess.run(
+        [sys.executable, "-m", "keras_dgl.cli", *args],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+
+
+def test_tiny_smartwatch_command_in_a_subprocess(tmp_path):
+    # The real command line: --backend alone selects the backend.
+    done = _command(
+        "train", "--backend", BACKEND, "--methods", "dgl", "--epochs", "1",
+        "--seeds", "1", "--batch-size", "128", "--no-probe",
+        "--data-option", "window_seconds=1.0", "--data-option", "overlap=0.0",
+        "--out", str(tmp_path),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    table = (tmp_path / "table.txt").read_text()
+    assert table.strip() in done.stdout
+    lines = table.splitlines()
+    assert "smartwatch, concat fusion, 1 epochs" in lines[0]
+    assert f"backend {BACKEND}" in lines[0]
+    assert lines[1].split() == ["method", "fused", "accelerometer", "gyroscope"]
+    # One split: no std; no joint run: no paired gain.
+    assert lines[2].split()[0] == "dgl" and "±" not in lines[2]
+    assert "paired by split" not in table
+    # One line per epoch when piped, not a progress bar.
+    assert re.search(r"^\d+/\d+ - .*val_accuracy", done.stdout, re.MULTILINE)
+    saved = json.loads((tmp_path / "experiment.json").read_text())
+    assert saved["backend"] == BACKEND
+    assert saved["data_options"] == {"overlap": 0.0, "window_seconds": 1.0}
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["runs"][0]["test_accuracy"].keys() == {
+        "fused", "accelerometer", "gyroscope"}
