@@ -379,7 +379,21 @@ def make_encoder(dataset, input_shape):
 
 
 def make_fusion(config, num_classes):
-    """The fusion layer named by `config.fusion`, sized for the dataset."""
+    """The fusion layer named by `config.fusion`, sized for the dataset.
+
+    Args:
+        config: a resolved `ExperimentConfig`.
+        num_classes: int. Number of classes.
+
+    Returns:
+        A new `keras_dgl.layers.FusionLayer`.
+
+    Example:
+
+    ```python
+    fusion = make_fusion(ExperimentConfig(fusion="gated").resolved(), 7)
+    ```
+    """
     classes = {
         "sum": dgl_layers.SumFusion,
         "concat": dgl_layers.ConcatFusion,
@@ -404,9 +418,25 @@ def _make_optimizer(config):
 def build_model(config, run, splits):
     """Builds and compiles the model of one run.
 
+    Multimodal methods get a `keras_dgl.DGLModel`; a unimodal baseline gets
+    a functional `keras.Model`: the same encoder plus a `Dense` head.
+
+    Args:
+        config: a resolved `ExperimentConfig`.
+        run: the run, with `method`, `seed` and (baselines only) `modality`.
+        splits: the `DatasetSplits` (for input shapes and class count).
+
     Returns:
         `(model, encoders)`: the compiled, built model and a dict of its
         encoders by modality (for the linear probe).
+
+    Example:
+
+    ```python
+    config = ExperimentConfig(dataset="synthetic").resolved()
+    splits = load_splits(config, seed=0)
+    model, encoders = build_model(config, _Run("dgl", seed=0), splits)
+    ```
     """
     shapes = {name: tuple(shape) for name, shape in splits.input_shapes.items()}
     if run.modality is None:

@@ -68,7 +68,7 @@ class DGLHyperModel(keras_tuner.HyperModel):
       it scales the encoders' step under DGL; with Adam it has no effect on
       `"dgl"` (see `keras_dgl.DGLModel`), so search it with SGD.
     - `"learning_rate"`: log-uniform in `[1e-3, 1e-1]` for SGD and in
-      `[1e-4, 1e-2]` for Adam.
+      `[1e-4, 1e-2]` for Adam (and for a callable `optimizer`).
     - `"fusion"`: one of `"sum"`, `"concat"`, `"gated"`, `"film"`,
       `"attention"` (the `keras_dgl.layers` fusion layers).
     - `"method"`: `"dgl"`, `"joint"` or `"joint_aux"` (any `DGLModel`
@@ -99,9 +99,9 @@ class DGLHyperModel(keras_tuner.HyperModel):
         optimizer: `"sgd"` (momentum 0.9, as in the DGL paper), `"adam"`,
             or a callable taking the learning rate and returning a new
             `keras.optimizers.Optimizer`. Defaults to `"sgd"`.
-        metrics: sequence of metrics compiled on the fused logits; the
-            objective is usually `"val_accuracy"`. Defaults to
-            `("accuracy",)`.
+        metrics: sequence of metrics compiled on the fused logits (names,
+            or instances, which are copied for every trial); the objective
+            is usually `"val_accuracy"`. Defaults to `("accuracy",)`.
         fusion_kwargs: dict or `None`. Maps a fusion name to extra keyword
             arguments of its layer, e.g. `{"gated": {"hidden_dim": 64}}`.
             Defaults to `None`.
@@ -238,7 +238,7 @@ class DGLHyperModel(keras_tuner.HyperModel):
             model.build({name: (None,) + s for name, s in self.input_shapes.items()})
         model.compile(
             optimizer=self._make_optimizer(learning_rate),
-            metrics=list(self.metrics),
+            metrics=[_fresh_metric(m) for m in self.metrics],
             **self.compile_kwargs,
         )
         if model.built:
@@ -279,6 +279,13 @@ class DGLHyperModel(keras_tuner.HyperModel):
         if self.optimizer == "sgd":
             return keras.optimizers.SGD(learning_rate, momentum=0.9)
         return keras.optimizers.Adam(learning_rate)
+
+
+def _fresh_metric(metric):
+    """A new copy of a metric instance (its state must not outlive a trial)."""
+    if isinstance(metric, keras.metrics.Metric):
+        return metric.__class__.from_config(metric.get_config())
+    return metric
 
 
 def _register(hp, name, override, default_space):

@@ -30,7 +30,7 @@ def _model(splits, method="joint", epochs=0):
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
     model.build({name: (None,) + shape for name, shape in splits.input_shapes.items()})
     if epochs:
-        model.fit(splits.train, epochs=epochs, verbose=0)
+        model.fit(splits.train, epochs=epochs, shuffle=False, verbose=0)
     return model
 
 

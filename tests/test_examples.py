@@ -2,7 +2,8 @@
 
 Each example runs in a subprocess with the current KERAS_BACKEND and its
 quick mode (one epoch of two batches on small data); the CREMA-D one runs
-on a tiny generated WAV / JPEG tree with a ResNet18 of width 4.
+on a tiny generated WAV / JPEG tree with a ResNet18 of width 4. The runs
+start together (one per CPU core) when the first test needs one.
 """
 
 import ast
@@ -13,6 +14,7 @@ import os
 import subprocess
 import sys
 import wave
+from concurrent.futures import ThreadPoolExecutor
 
 import keras
 import numpy as np
@@ -46,50 +48,7 @@ def _load_example(name):
     return module
 
 
-def test_every_example_has_a_docstring_and_a_quick_mode():
-    assert {"smartwatch_quickstart.py", "crema_d_reproduction.py",
-            "three_modalities.py", "tuner_search.py",
-            "switch_backends.py"} <= set(SCRIPTS)
-    for script in SCRIPTS:
-        with open(os.path.join(EXAMPLES, script)) as handle:
-            source = handle.read()
-        assert ast.get_docstring(ast.parse(source)), script
-        assert "--quick" in source and "--max-steps" in source, script
-
-
-def test_smartwatch_quickstart(tmp_path):
-    out = _run("smartwatch_quickstart.py", "--quick", cwd=tmp_path)
-    assert f"dgl on smartwatch ({BACKEND} backend)" in out
-    for name in ("fused", "accelerometer", "gyroscope"):
-        assert any(line.split()[:2] == [name, "accuracy"]
-                   for line in out.splitlines()), out
-
-
-def test_three_modalities(tmp_path):
-    out = _run("three_modalities.py", "--quick", cwd=tmp_path)
-    lines = out.splitlines()
-    header = next(line for line in lines if line.startswith("method"))
-    assert header.split() == ["method", "fused", "audio", "video", "text"]
-    for method in ("dgl", "joint"):
-        row = next(line for line in lines if line.split()[0] == method)
-        assert all(0.0 <= float(v) <= 1.0 for v in row.split()[1:])
-
-
-def test_tuner_search(tmp_path):
-    out = _run("tuner_search.py", "--quick", "--directory", str(tmp_path / "tune"),
-               cwd=tmp_path)
-    assert "Best hyperparameters:" in out
-    assert "Test accuracy of the best model:" in out
-
-
-def test_switch_backends_runs_the_current_backend(tmp_path):
-    out = _run("switch_backends.py", "--quick", "--backends", BACKEND, cwd=tmp_path)
-    lines = [line for line in out.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].split()[0] == BACKEND, out
-    assert "fused test accuracy" in lines[0]
-
-
-# CREMA-D ----------------------------------------------------------------------
+# The quick runs ---------------------------------------------------------------
 
 
 def _write_wav(path, rate=16000, seconds=0.5, frequency=220.0):
@@ -128,13 +87,94 @@ def _crema_d_tree(root, train_per_class=3, test_per_class=1):
             csv.writer(handle).writerows(split_rows)
 
 
-def test_crema_d_reproduction_on_a_tiny_tree(tmp_path):
-    root = str(tmp_path / "crema")
-    _crema_d_tree(root)
-    out_dir = tmp_path / "run"
-    out = _run("crema_d_reproduction.py", root, "--quick", "--batch-size", "4",
-               "--out", str(out_dir), cwd=tmp_path)
+class _Runs:
+    """The quick runs of every example, started together in the background.
+
+    Each run is a subprocess, mostly busy compiling; running one per CPU
+    core divides the file's time by about the number of cores.
+    """
+
+    def __init__(self, folder):
+        self.folder = folder
+        crema_root = str(folder / "crema")
+        _crema_d_tree(crema_root)
+        commands = {  # Longest first.
+            "crema_d_reproduction.py": [crema_root, "--quick", "--batch-size", "4",
+                                        "--out", str(folder / "crema-run")],
+            # One method: AttentionFusion over three modalities is the
+            # costliest model to compile here.
+            "three_modalities.py": ["--quick", "--methods", "dgl"],
+            "tuner_search.py": ["--quick", "--directory", str(folder / "tune")],
+            "smartwatch_quickstart.py": ["--quick"],
+            "switch_backends.py": ["--quick", "--backends", BACKEND],
+        }
+        self._pool = ThreadPoolExecutor(max_workers=min(len(commands), os.cpu_count() or 1))
+        self._futures = {
+            script: self._pool.submit(_run, script, *args, cwd=folder)
+            for script, args in commands.items()
+        }
+
+    def __call__(self, script):
+        """The stdout of `script`'s run; raises if it failed."""
+        return self._futures[script].result()
+
+    def close(self):
+        for future in self._futures.values():
+            future.cancel()
+        self._pool.shutdown(wait=True)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    started = _Runs(tmp_path_factory.mktemp("examples"))
+    yield started
+    started.close()
+
+
+def test_every_example_has_a_docstring_and_a_quick_mode():
+    assert {"smartwatch_quickstart.py", "crema_d_reproduction.py",
+            "three_modalities.py", "tuner_search.py",
+            "switch_backends.py"} <= set(SCRIPTS)
+    for script in SCRIPTS:
+        with open(os.path.join(EXAMPLES, script)) as handle:
+            source = handle.read()
+        assert ast.get_docstring(ast.parse(source)), script
+        assert "--quick" in source and "--max-steps" in source, script
+
+
+def test_smartwatch_quickstart(runs):
+    out = runs("smartwatch_quickstart.py")
+    assert f"dgl on smartwatch ({BACKEND} backend)" in out
+    for name in ("fused", "accelerometer", "gyroscope"):
+        assert any(line.split()[:2] == [name, "accuracy"]
+                   for line in out.splitlines()), out
+
+
+def test_three_modalities(runs):
+    lines = runs("three_modalities.py").splitlines()
+    header = next(line for line in lines if line.startswith("method"))
+    assert header.split() == ["method", "fused", "audio", "video", "text"]
+    row = next(line for line in lines if line.split()[0] == "dgl")
+    assert all(0.0 <= float(v) <= 1.0 for v in row.split()[1:])
+
+
+def test_tuner_search(runs):
+    out = runs("tuner_search.py")
+    assert "Best hyperparameters:" in out
+    assert "Test accuracy of the best model:" in out
+
+
+def test_switch_backends_runs_the_current_backend(runs):
+    out = runs("switch_backends.py")
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].split()[0] == BACKEND, out
+    assert "fused test accuracy" in lines[0]
+
+
+def test_crema_d_reproduction_on_a_tiny_tree(runs):
+    out = runs("crema_d_reproduction.py")
     assert "Test accuracy (fused):" in out
+    out_dir = runs.folder / "crema-run"
     assert (out_dir / "best.weights.h5").exists()
     results = json.loads((out_dir / "results.json").read_text())
     assert results["backend"] == BACKEND
