@@ -1,13 +1,42 @@
-"""keras_dgl: Disentangled Gradient Learning for multimodal Keras 3 models."""
+"""keras_dgl: Disentangled Gradient Learning for multimodal Keras 3 models.
 
-from keras_dgl import callbacks
-from keras_dgl import diagnostics
-from keras_dgl import encoders
-from keras_dgl import layers
-from keras_dgl.models.dgl_model import DGLModel
-from keras_dgl.models.gblend import gblend_weights
+Submodules and the top-level names are imported on first use (PEP 562), so
+`import keras_dgl` loads neither Keras nor a backend: the `keras-dgl`
+command must read `--backend` before Keras is first imported, and on a
+JAX-only machine nothing may pull in TensorFlow by accident.
+
+Keras finds saved `keras_dgl` classes (`keras.saving.load_model`) only once
+their modules have run. If Keras is already imported when `keras_dgl` is,
+those modules are imported right away (it costs no framework start-up);
+otherwise touch any class first, e.g. `keras_dgl.DGLModel`.
+"""
+
+import importlib
+import sys
+import typing
 
 __version__ = "0.1.0"
+
+# Top-level names defined in a submodule, by the module that defines them.
+_ATTRIBUTES = {
+    "DGLModel": "keras_dgl.models.dgl_model",
+    "gblend_weights": "keras_dgl.models.gblend",
+}
+_SUBMODULES = (
+    "backend",
+    "callbacks",
+    "cli",
+    "datasets",
+    "diagnostics",
+    "encoders",
+    "experiment",
+    "layers",
+    "models",
+    "refit",
+    "tuner",
+)
+# The modules whose classes are registered for Keras serialization.
+_SERIALIZABLE = ("keras_dgl.encoders", "keras_dgl.layers", "keras_dgl.models")
 
 __all__ = [
     "DGLModel",
@@ -17,3 +46,33 @@ __all__ = [
     "gblend_weights",
     "layers",
 ]
+
+if typing.TYPE_CHECKING:  # For static analysis only; never run.
+    from keras_dgl import callbacks  # noqa: F401
+    from keras_dgl import diagnostics  # noqa: F401
+    from keras_dgl import encoders  # noqa: F401
+    from keras_dgl import layers  # noqa: F401
+    from keras_dgl.models.dgl_model import DGLModel  # noqa: F401
+    from keras_dgl.models.gblend import gblend_weights  # noqa: F401
+
+
+def __getattr__(name):
+    if name in _ATTRIBUTES:
+        value = getattr(importlib.import_module(_ATTRIBUTES[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # Cached as a plain attribute: later lookups skip this function.
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_ATTRIBUTES) | set(_SUBMODULES))
+
+
+if "keras" in sys.modules:
+    for _module in _SERIALIZABLE:
+        importlib.import_module(_module)
+    del _module

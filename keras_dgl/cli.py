@@ -3,7 +3,8 @@
 `keras-dgl train` compares DGL with joint training and unimodal baselines
 (see `keras_dgl.experiment`). Keras is imported only after the arguments
 are parsed, because `--backend` must be in `KERAS_BACKEND` before the
-first `import keras` of the process; keep module-level imports here to the
+first `import keras` of the process; `import keras_dgl` does not import it
+(the package is lazy), and module-level imports here are kept to the
 standard library.
 """
 
@@ -197,7 +198,6 @@ def main(argv=None):
     )
     ```
     """
-    from_console = argv is None
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -216,18 +216,13 @@ def main(argv=None):
     if args.backend:
         loaded = _loaded_keras_backend()
         if loaded is not None and loaded != args.backend:
-            if from_console:
-                # Keras fixes its backend when first imported; start over in a
-                # fresh interpreter that sees KERAS_BACKEND from the start.
-                os.environ["KERAS_BACKEND"] = args.backend
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os.execv(sys.executable,
-                         [sys.executable, "-m", "keras_dgl.cli", *sys.argv[1:]])
+            # Keras fixes its backend when first imported. `import keras_dgl`
+            # does not import it, so this happens only when a caller in the
+            # same process imported Keras before calling main().
             return _fail(
-                f"{PROG} train: error: --backend {args.backend} requested, but "
-                f"Keras is already loaded with backend {loaded} in this process; "
-                "set KERAS_BACKEND before importing keras"
+                f"{PROG} {args.command}: error: --backend {args.backend} "
+                f"requested, but Keras is already loaded with backend {loaded} "
+                "in this process; set KERAS_BACKEND before importing keras"
             )
         os.environ["KERAS_BACKEND"] = args.backend
 
