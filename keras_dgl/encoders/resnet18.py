@@ -132,6 +132,12 @@ class _BasicBlock(keras.layers.Layer):
         return shape
 
 
+def _swap_channels(shape, to_format):
+    if to_format == "channels_last":
+        return shape[:1] + shape[2:] + shape[1:2]
+    return shape[:1] + shape[-1:] + shape[1:-1]
+
+
 @keras.saving.register_keras_serializable(package="keras_dgl")
 class ResNet18(keras.layers.Layer):
     """ResNet-18 encoder mapping images or videos to one feature vector each.
@@ -165,7 +171,10 @@ class ResNet18(keras.layers.Layer):
             inputs; on the TensorFlow backend the network itself always
             computes channels-last (TensorFlow has no channels-first
             convolution on CPU), so channels-first inputs are transposed
-            once on entry. Defaults to `None`.
+            once on entry, and on the torch backend always channels-first
+            (PyTorch's native layout; on a GPU the frames then move in
+            channels-last memory order, which cuDNN prefers). Defaults to
+            `None`.
         **kwargs: other keyword arguments of `keras.layers.Layer`, such as
             `name` and `dtype`.
 
@@ -192,6 +201,11 @@ class ResNet18(keras.layers.Layer):
             Gradient Learning](https://arxiv.org/abs/2507.10213)
     """
 
+    # On the torch backend, run the forward pass as native PyTorch calls on
+    # the same variables instead of ~90 eager Keras layer calls (see
+    # `_torch_resnet`). False runs the Keras layers (the benchmarks compare).
+    torch_native_forward = True
+
     def __init__(
         self, input_channels=3, base_filters=64, data_format=None, **kwargs
     ):
@@ -210,10 +224,15 @@ class ResNet18(keras.layers.Layer):
         self.data_format = data_format
         # Layout the layers compute in. TensorFlow's CPU kernels have no
         # NCHW convolution or pooling, so on that backend channels-first
-        # inputs are transposed once at the input instead. Weights do not
-        # depend on the layout, so saved models move between backends.
-        if keras.backend.backend() == "tensorflow":
+        # inputs are transposed once at the input instead; the torch
+        # backend's native forward (see `_torch_resnet`) is NCHW. Weights
+        # do not depend on the layout, so saved models move between
+        # backends.
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
             self._compute_format = "channels_last"
+        elif backend == "torch":
+            self._compute_format = "channels_first"
         else:
             self._compute_format = data_format
         data_format = self._compute_format
@@ -297,7 +316,7 @@ class ResNet18(keras.layers.Layer):
         # rank-4 inputs either way.
         frame_shape = (None,) + tuple(input_shape)[-3:]
         if self._compute_format != self.data_format:
-            frame_shape = (None,) + frame_shape[2:] + frame_shape[1:2]
+            frame_shape = _swap_channels(frame_shape, self._compute_format)
         _build_chain(self._layers_in_order(), frame_shape)
 
     def call(self, inputs, training=None):
@@ -309,12 +328,22 @@ class ResNet18(keras.layers.Layer):
             num_frames = shape[1]
             x = ops.reshape(inputs, (-1,) + tuple(shape[2:]))
         if self._compute_format != self.data_format:
-            x = ops.transpose(x, (0, 2, 3, 1))
-        for layer in self._layers_in_order():
-            if isinstance(layer, (keras.layers.BatchNormalization, _BasicBlock)):
-                x = layer(x, training=training)
+            if self._compute_format == "channels_last":
+                x = ops.transpose(x, (0, 2, 3, 1))
             else:
-                x = layer(x)
+                x = ops.transpose(x, (0, 3, 1, 2))
+        if keras.backend.backend() == "torch" and self.torch_native_forward:
+            from keras_dgl.encoders import _torch_resnet
+
+            x = _torch_resnet.resnet18_forward(self, x, bool(training))
+        else:
+            for layer in self._layers_in_order():
+                if isinstance(
+                    layer, (keras.layers.BatchNormalization, _BasicBlock)
+                ):
+                    x = layer(x, training=training)
+                else:
+                    x = layer(x)
         if is_video:
             x = ops.reshape(x, (-1, num_frames, self.output_dim))
             x = ops.mean(x, axis=1)
