@@ -13,15 +13,26 @@ one JSON line with the same fields as
 `backend`, `dtype_policy`, `data_format`, `jit_compile`. A combination that
 fails (e.g. out of memory) prints a line with `error` instead.
 
+Two timings per combination (`--timing`): `step_ms`, one synchronous
+`train_on_batch` per step (comparable with the minimal-Keras rows of
+`shared/bench`), and `fit_step_ms`, the per-step time of a `fit` epoch over
+the same device-resident batch, which is what training gets (no host sync
+per step, and on JAX no copy of the model state in and out of each call).
+On the torch backend `--torch-forward native,layers` compares ResNet18's
+native PyTorch forward with the eager Keras-layer one, and `--breakdown`
+adds synchronized times of the forward pass, forward+backward and the whole
+step.
+
 `--reference PATH` also runs the plain-PyTorch reference script in the same
-call, for the same batch sizes, and forwards its lines: GPUs differ, so only
-numbers from one call are comparable.
+call (first), for the same batch sizes, and forwards its lines: GPUs differ,
+so only numbers from one call are comparable.
 
   python benchmarks/gpu_step.py [--backends jax,torch] [--batches 64,256]
       [--dtypes float32,mixed_bfloat16]
       [--formats channels_last,channels_first] [--steps 30] [--warmup 8]
       [--torch-jit] [--reference /path/to/reference_torch_dgl.py]
-      [--budget-s 0] [--tiny]
+      [--timing fit,train_on_batch] [--torch-forward native,layers]
+      [--breakdown] [--budget-s 0] [--tiny]
 
 In a time-limited device session, run one backend per call and give it a
 budget, e.g. `--backends jax --budget-s 420` (JAX compiles each combination
@@ -66,6 +77,28 @@ def parse_args(argv=None):
         help="jit_compile=True on torch (torch.compile; did not finish "
         "compiling within 150 s for the reference run)",
     )
+    p.add_argument(
+        "--timing",
+        default="fit,train_on_batch",
+        help="comma list: 'fit' (per-step time of the second of two `fit` "
+        "epochs over device-resident batches: what users get) and/or "
+        "'train_on_batch' (one synchronous call per step, as in "
+        "shared/bench's minimal-Keras rows)",
+    )
+    p.add_argument(
+        "--torch-forward",
+        default="native",
+        help="torch backend: comma list of 'native' (ResNet18's native "
+        "PyTorch forward, the default) and 'layers' (the eager Keras-layer "
+        "forward it replaces)",
+    )
+    p.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="torch backend: also time the forward pass, forward+backward "
+        "and the whole step separately (synchronized), to show where a "
+        "step's time goes",
+    )
     p.add_argument("--reference", default=None, help="path of reference_torch_dgl.py")
     p.add_argument(
         "--budget-s",
@@ -103,10 +136,12 @@ def device_name():
     return "cpu"
 
 
-def build_model(args, data_format):
+def build_model(args, data_format, torch_forward="native"):
     import keras
 
     import keras_dgl
+
+    keras_dgl.encoders.ResNet18.torch_native_forward = torch_forward == "native"
 
     encoders = {
         "audio": keras_dgl.encoders.ResNet18(
@@ -158,23 +193,105 @@ def device_batch(args, data_format, batch, seed=0):
     return x, y
 
 
-def time_one(args, dtype, data_format, batch, device):
+def _median_ms(times):
+    return round(1e3 * statistics.median(times), 2)
+
+
+def _fit_step_ms(model, x, y, steps):
+    """Per-step time of the second of two `fit` epochs of `steps` steps."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        # Only epoch hooks: batch hooks would make Keras wait for every
+        # step, and the timed epoch must run asynchronously as in training.
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            # The logs are host floats by now, so the epoch has finished.
+            self.seconds.append(time.perf_counter() - self.start)
+
+    def batches():
+        # The same device-resident batch every step. `(x, y, None)` keeps
+        # the structure `train_on_batch` compiled for, so JAX does not
+        # compile the step a second time.
+        while True:
+            yield x, y, None
+
+    timer = EpochTimer()
+    model.fit(
+        batches(), steps_per_epoch=steps, epochs=2, verbose=0, callbacks=[timer]
+    )
+    return round(1e3 * timer.seconds[-1] / steps, 2)
+
+
+def _torch_breakdown(model, x, y, steps):
+    """Synchronized times of the forward pass, forward+backward and the step."""
+    import torch
+
+    def timed(fn):
+        times = []
+        for _ in range(steps):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            fn()
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        return _median_ms(times)
+
+    def forward():
+        with torch.no_grad():
+            model(x, training=True)
+
+    def forward_backward():
+        y_pred = model(x, training=True)
+        loss = model.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
+        loss.backward()
+        model.zero_grad()
+
+    def inference():
+        with torch.no_grad():
+            model(x, training=False)
+
+    out = {
+        "forward_ms": timed(forward),
+        "inference_ms": timed(inference),
+        "forward_backward_ms": timed(forward_backward),
+        "train_on_batch_sync_ms": timed(lambda: model.train_on_batch(x, y)),
+    }
+    out["optimizer_and_rest_ms"] = round(
+        out["train_on_batch_sync_ms"] - out["forward_backward_ms"], 2
+    )
+    return out
+
+
+def time_one(args, dtype, data_format, batch, device, torch_forward="native"):
     import keras
 
     backend = keras.backend.backend()
+    variant = f"keras_dgl_{backend}_{dtype}_{data_format}"
+    if backend == "torch":
+        variant += f"_{torch_forward}"
     line = {
-        "variant": f"keras_dgl_{backend}_{dtype}_{data_format}",
+        "variant": variant,
         "device": device,
         "batch": batch,
         "backend": backend,
         "dtype_policy": dtype,
         "data_format": data_format,
     }
+    if backend == "torch":
+        line["torch_forward"] = torch_forward
     keras.utils.clear_session()
     keras.config.set_dtype_policy(dtype)
+    timings = args.timing.split(",")
     try:
         keras.utils.set_random_seed(0)
-        model = build_model(args, data_format)
+        model = build_model(args, data_format, torch_forward)
         line["jit_compile"] = bool(model.jit_compile)
         x, y = device_batch(args, data_format, batch)
         t0 = time.perf_counter()
@@ -182,17 +299,22 @@ def time_one(args, dtype, data_format, batch, device):
         line["first_step_s"] = round(time.perf_counter() - t0, 2)
         for _ in range(args.warmup - 1):
             model.train_on_batch(x, y)
-        times = []
-        for _ in range(args.steps):
-            # train_on_batch returns host floats, so the step has finished
-            # on the device when it returns.
-            t0 = time.perf_counter()
-            logs = model.train_on_batch(x, y, return_dict=True)
-            times.append(time.perf_counter() - t0)
-        med = statistics.median(times)
-        line["step_ms"] = round(1e3 * med, 2)
-        line["samples_per_s"] = round(batch / med, 1)
-        line["loss"] = round(float(logs["loss"]), 4)
+        if "train_on_batch" in timings:
+            times = []
+            for _ in range(args.steps):
+                # train_on_batch returns host floats, so the step has
+                # finished on the device when it returns.
+                t0 = time.perf_counter()
+                logs = model.train_on_batch(x, y, return_dict=True)
+                times.append(time.perf_counter() - t0)
+            line["step_ms"] = _median_ms(times)
+            line["samples_per_s"] = round(1e3 * batch / line["step_ms"], 1)
+            line["loss"] = round(float(logs["loss"]), 4)
+        if "fit" in timings:
+            line["fit_step_ms"] = _fit_step_ms(model, x, y, args.steps)
+            line["fit_samples_per_s"] = round(1e3 * batch / line["fit_step_ms"], 1)
+        if args.breakdown and backend == "torch" and device != "cpu":
+            line.update(_torch_breakdown(model, x, y, max(5, args.steps // 3)))
     except Exception as e:  # one failing combination must not stop the rest
         line["error"] = f"{type(e).__name__}: {str(e)[:300]}"
     finally:
@@ -230,18 +352,39 @@ def child(args):
 
         header["jax"] = jax.__version__
     print(json.dumps(header), flush=True)
-    for dtype in args.dtypes.split(","):
-        for data_format in args.formats.split(","):
-            for batch in (int(b) for b in args.batches.split(",")):
-                if deadline and time.time() > deadline:
-                    line = {
-                        "variant": f"keras_dgl_{keras.backend.backend()}_{dtype}_{data_format}",
-                        "batch": batch,
-                        "skipped": "time budget (--budget-s) spent",
-                    }
-                else:
-                    line = time_one(args, dtype, data_format, batch, device)
-                print(json.dumps(line), flush=True)
+    forwards = args.torch_forward.split(",")
+    if keras.backend.backend() != "torch":
+        forwards = ["native"]
+    for forward in forwards:
+        for dtype in args.dtypes.split(","):
+            for data_format in args.formats.split(","):
+                for batch in (int(b) for b in args.batches.split(",")):
+                    if deadline and time.time() > deadline:
+                        line = {
+                            "variant": f"keras_dgl_{keras.backend.backend()}_{dtype}_{data_format}",
+                            "batch": batch,
+                            "skipped": "time budget (--budget-s) spent",
+                        }
+                    else:
+                        line = time_one(
+                            args, dtype, data_format, batch, device, forward
+                        )
+                    print(json.dumps(line), flush=True)
+
+
+def run_reference(args):
+    h, w = args.audio.split("x")
+    failed = False
+    for batch in args.batches.split(","):
+        cmd = [
+            sys.executable, args.reference, "--batch", batch,
+            "--frames", str(args.frames), "--audio", f"{h}x{w}",
+            "--image", str(args.image), "--classes", str(args.classes),
+            "--alpha", str(args.alpha), "--steps", str(args.steps),
+            "--warmup", str(args.warmup),
+        ]
+        failed |= subprocess.run(cmd).returncode != 0
+    return failed
 
 
 def main(argv=None):
@@ -252,6 +395,10 @@ def main(argv=None):
     passthrough = [a for a in argv if a != "--child"]
     failed = False
     deadline = time.time() + args.budget_s if args.budget_s else 0
+    # The reference first: it is short, and every other number is read
+    # against it.
+    if args.reference:
+        failed |= run_reference(args)
     for backend in [b for b in args.backends.split(",") if b]:
         env = dict(
             os.environ,
@@ -266,17 +413,6 @@ def main(argv=None):
         if proc.returncode:
             failed = True
             print(json.dumps({"backend": backend, "error": f"exit code {proc.returncode}"}))
-    if args.reference:
-        h, w = args.audio.split("x")
-        for batch in args.batches.split(","):
-            cmd = [
-                sys.executable, args.reference, "--batch", batch,
-                "--frames", str(args.frames), "--audio", f"{h}x{w}",
-                "--image", str(args.image), "--classes", str(args.classes),
-                "--alpha", str(args.alpha), "--steps", str(args.steps),
-                "--warmup", str(args.warmup),
-            ]
-            failed |= subprocess.run(cmd).returncode != 0
     return 1 if failed else 0
 
 
