@@ -4,8 +4,11 @@ This is the run logic behind the `keras-dgl train` command, usable from
 Python as well. One experiment trains every requested method on the same
 data splits with the same budget and seeds:
 
-- `"dgl"`, `"joint"`, `"joint_aux"`: a `keras_dgl.DGLModel` (one encoder
-  per modality plus a fusion layer) with that `method`;
+- `"dgl"`, `"joint"`, `"joint_aux"`, `"ogm"`, `"ogm_ge"`, `"gblend"`: a
+  `keras_dgl.DGLModel` (one encoder per modality plus a fusion layer) with
+  that `method`. For `"gblend"` the loss weights are first estimated with
+  `keras_dgl.gblend_weights` (each loss term trained alone for the run's
+  epochs, scored on the validation split);
 - `"unimodal"`: for each modality, the same encoder plus a `Dense` head,
   a plain `keras.Model` trained on that modality alone.
 
@@ -15,6 +18,15 @@ methods, so methods can be compared split by split. The epoch of every run
 is chosen on the validation split (the best validation accuracy; fused for
 multimodal models), and its weights are the ones scored on the test split.
 
+Every multimodal run is also diagnosed: a `keras_dgl.callbacks.GradientMonitor`
+measures each encoder's multimodal-to-unimodal gradient-norm ratio at every
+epoch end, and `keras_dgl.diagnostics.modality_contribution` scores the
+fused test accuracy with each modality zeroed. Then (unless `refit=False`)
+its fusion layer is refit on frozen encoder features
+(`keras_dgl.DGLModel.refit_fusion`, length chosen on the validation split)
+and scored again: the table's `<method> + refit` rows. Everything recorded
+for the plain row is computed before the refit.
+
 Output folder layout (`out`):
 
 ```
@@ -23,11 +35,13 @@ runs/<run>/result.json       # written when a run has finished (skip marker)
 runs/<run>/history.json      # every epoch's logs
 runs/<run>/best.json, best.weights.h5   # best validation epoch so far
 runs/<run>/backup/           # keras.callbacks.BackupAndRestore state
+runs/<run>/gblend.json       # gblend runs: the estimated loss weights
 tensorboard/<run>/           # keras.callbacks.TensorBoard logs
 results.json, results.csv    # one record per run, plus summary and gains
 table.txt                    # the printed table
 validation_accuracy.png      # validation accuracy over epochs
 comparison.png               # test accuracy per method (bar chart)
+gradient_ratio_<method>.png  # each encoder's gradient ratio over epochs
 ```
 
 Running the same experiment again with the same `out` resumes it:
@@ -52,9 +66,13 @@ import numpy as np
 from keras_dgl import datasets as dgl_datasets
 from keras_dgl import encoders as dgl_encoders
 from keras_dgl import layers as dgl_layers
+from keras_dgl.callbacks.gradient_monitor import GradientMonitor
+from keras_dgl.diagnostics.modality_contribution import modality_contribution
+from keras_dgl.diagnostics.plot_gradient_ratios import plot_gradient_ratios
 from keras_dgl.models.dgl_model import DGLModel
+from keras_dgl.models.gblend import gblend_weights
 
-MULTIMODAL_METHODS = ("dgl", "joint", "joint_aux")
+MULTIMODAL_METHODS = ("dgl", "joint", "joint_aux", "ogm", "ogm_ge", "gblend")
 METHODS = MULTIMODAL_METHODS + ("unimodal",)
 DATASETS = ("smartwatch", "synthetic", "crema-d", "kinetics-sounds", "ave")
 FUSIONS = ("sum", "concat", "gated", "film", "attention")
@@ -62,6 +80,18 @@ OPTIMIZERS = ("adam", "sgd")
 # Settings that do not change what a run computes; a folder may be reused
 # with other values of these (more seeds, more methods).
 _NOT_FINGERPRINTED = ("seeds", "methods", "out")
+# Settings added after folders were first written, with the value those
+# folders' runs had in effect; a folder without them is not "different".
+_ADDED_SETTINGS = {"ogm_alpha": 0.1, "refit": True}
+# Fusion refit: at most this many epochs, stopping after _REFIT_PATIENCE
+# without a lower validation loss. A refit epoch costs Keras' per-epoch
+# overhead (about 0.2 s on two CPU cores) far more than its few small
+# steps, so the epoch cap, not the batch size, is what bounds its cost.
+_REFIT_EPOCHS = 20
+_REFIT_PATIENCE = 5
+# Inference batches (probe, refit features, contribution): larger than
+# training ones, since they cost less per example.
+_INFERENCE_BATCH = 256
 
 
 class ExperimentError(ValueError):
@@ -164,8 +194,10 @@ class ExperimentConfig:
             `"film"`, `"attention"`.
         alpha: float or `None`. Weight of the unimodal losses (DGL and
             joint_aux). With Adam it does not change DGL; with SGD it
-            scales the encoders' learning rate.
+            scales the encoders' learning rate. Not used by gblend, whose
+            weights are estimated.
         methods: sequence of str from `"dgl"`, `"joint"`, `"joint_aux"`,
+            `"ogm"`, `"ogm_ge"`, `"gblend"` (see `keras_dgl.DGLModel`) and
             `"unimodal"` (one baseline per modality). Defaults to
             `("dgl", "joint", "unimodal")`.
         epochs: int or `None`. Epochs per run.
@@ -178,6 +210,11 @@ class ExperimentConfig:
             (logistic regression on its frozen features, fitted on the
             training split). Defaults to `True`.
         out: str. Output folder. Defaults to `"dgl-results"`.
+        ogm_alpha: float. Modulation strength of `"ogm"` and `"ogm_ge"`.
+            Defaults to `0.1`.
+        refit: bool. After each multimodal run, also refit its fusion
+            layer on frozen encoder features and score it again (the
+            `<method> + refit` rows). Defaults to `True`.
 
     Example:
 
@@ -203,6 +240,8 @@ class ExperimentConfig:
     learning_rate: Optional[float] = None
     probe: bool = True
     out: str = "dgl-results"
+    ogm_alpha: float = 0.1
+    refit: bool = True
 
     def resolved(self):
         """Returns a checked copy with the dataset's defaults filled in.
@@ -256,12 +295,14 @@ class ExperimentConfig:
             optimizer=optimizer,
             learning_rate=float(self.learning_rate or preset.learning_rate),
             probe=bool(self.probe),
+            ogm_alpha=float(self.ogm_alpha),
+            refit=bool(self.refit),
         )
         if config.epochs < 1 or config.batch_size < 1:
             raise ExperimentError("epochs and batch size must be at least 1")
-        if config.alpha < 0 or config.learning_rate <= 0:
+        if config.alpha < 0 or config.learning_rate <= 0 or config.ogm_alpha < 0:
             raise ExperimentError(
-                "alpha must be >= 0 and the learning rate > 0"
+                "alpha and ogm_alpha must be >= 0 and the learning rate > 0"
             )
         return config
 
@@ -415,7 +456,7 @@ def _make_optimizer(config):
     return keras.optimizers.Adam(config.learning_rate)
 
 
-def build_model(config, run, splits):
+def build_model(config, run, splits, **model_kwargs):
     """Builds and compiles the model of one run.
 
     Multimodal methods get a `keras_dgl.DGLModel`; a unimodal baseline gets
@@ -425,6 +466,8 @@ def build_model(config, run, splits):
         config: a resolved `ExperimentConfig`.
         run: the run, with `method`, `seed` and (baselines only) `modality`.
         splits: the `DatasetSplits` (for input shapes and class count).
+        **model_kwargs: `keras_dgl.DGLModel` arguments over the run's
+            (e.g. gblend's `alpha` dict and `fused_weight`).
 
     Returns:
         `(model, encoders)`: the compiled, built model and a dict of its
@@ -441,13 +484,11 @@ def build_model(config, run, splits):
     shapes = {name: tuple(shape) for name, shape in splits.input_shapes.items()}
     if run.modality is None:
         encoders = {name: make_encoder(config.dataset, s) for name, s in shapes.items()}
-        model = DGLModel(
-            encoders,
-            make_fusion(config, splits.num_classes),
-            alpha=config.alpha,
-            method=run.method,
-            name=run.method,
-        )
+        kwargs = {"alpha": config.alpha, "method": run.method, "name": run.method}
+        if run.method in ("ogm", "ogm_ge"):
+            kwargs["ogm_alpha"] = config.ogm_alpha
+        kwargs.update(model_kwargs)
+        model = DGLModel(encoders, make_fusion(config, splits.num_classes), **kwargs)
         model.build({name: (None,) + s for name, s in shapes.items()})
     else:
         encoder = make_encoder(config.dataset, shapes[run.modality])
@@ -549,9 +590,15 @@ def run_experiment(config, verbose=2, callbacks=None, log=print):
             to `print`.
 
     Returns:
-        A dict: `config` (resolved, as a dict), `runs` (one record per run),
-        `summary` (mean and std per method and column), `gain` (DGL minus
-        joint per split, when both ran) and `table` (the printed text).
+        A dict: `config` (resolved, as a dict), `backend`, `runs` (one
+        record per run; multimodal ones also hold `gradient_ratio` per
+        epoch, `contribution`, `refit` and, for gblend, `gblend`),
+        `summary` (mean and std per table row and column, `<method> +
+        refit` rows included), `gain` (DGL minus joint per split, when both
+        ran), `refit_gain` (per method, refit minus plain fused accuracy
+        per split), `diagnostics` (per method and modality, the
+        contribution drop and the gradient ratio at the chosen epoch) and
+        `table` (the printed text).
 
     Raises:
         ExperimentError: bad settings, missing data, or an `out` folder
@@ -625,6 +672,10 @@ def _claim_folder(out, config):
     # Through JSON, so tuples compare equal to the lists read back.
     mine = json.loads(json.dumps(mine, default=_json_default))
     theirs = _read_json(path)
+    if theirs is not None:
+        for key, value in _ADDED_SETTINGS.items():
+            if key not in theirs and mine.get(key) == value:
+                theirs[key] = value
     if theirs is not None and theirs != mine:
         changed = sorted(k for k in set(mine) | set(theirs)
                          if mine.get(k) != theirs.get(k))
@@ -654,11 +705,18 @@ def _train_run(config, run, splits, out, verbose, extra_callbacks, log, counter)
             f"of {config.epochs}")
     os.makedirs(run_dir, exist_ok=True)
 
+    blend = None
+    overrides = {}
+    if run.method == "gblend":
+        blend = _gblend_weights(config, run, splits, run_dir, log, counter)
+        weights = dict(blend["weights"])
+        overrides = {"fused_weight": weights.pop("fused"), "alpha": weights}
+
     keras.utils.clear_session()
     # The same seed for every method of a split: same initial encoders for
     # DGL and joint, so their difference is paired.
     keras.utils.set_random_seed(run.seed)
-    model, encoders = build_model(config, run, splits)
+    model, encoders = build_model(config, run, splits, **overrides)
     recorder = _RunRecorder(run_dir)
     own = [
         recorder,
@@ -666,6 +724,13 @@ def _train_run(config, run, splits, out, verbose, extra_callbacks, log, counter)
         # Last of ours: an epoch counts as completed only once recorded.
         keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
     ]
+    if run.modality is None:
+        # Before the recorder: its epoch-end ratios join the logs, and so the
+        # history file, which (unlike the monitor) survives a resume. Epoch
+        # ends only: E + 1 measurements on one batch cost well under a
+        # percent of a run; per-step ones would cost more and not survive.
+        probe_batch = next(_plain_batches(splits, "validation", config.batch_size))
+        own.insert(0, GradientMonitor(probe_batch))
     schedule = _lr_drop(config)
     if schedule is not None:
         own.insert(0, schedule)
@@ -684,6 +749,7 @@ def _train_run(config, run, splits, out, verbose, extra_callbacks, log, counter)
         raise ExperimentError(f"{run.name}: no epoch was recorded")
     model.load_weights(recorder.weights_path)
 
+    history = _history_lists(recorder.history)
     result = {
         "run": run.name,
         "row": run.row,
@@ -700,12 +766,77 @@ def _train_run(config, run, splits, out, verbose, extra_callbacks, log, counter)
         "best_val_accuracy": recorder.best["value"],
         "epochs": config.epochs,
         "train_seconds": round(seconds, 1),
-        "history": _history_lists(recorder.history),
+        "history": history,
     }
+    if run.modality is None:
+        result["gradient_ratio"] = {
+            name: history[f"{name}_grad_ratio"]
+            for name in model.modality_names
+            if f"{name}_grad_ratio" in history
+        }
+        result["contribution"] = modality_contribution(
+            model, _plain_batches(splits, "test", _INFERENCE_BATCH), mode="zero"
+        )
+        if blend is not None:
+            result["gblend"] = blend
+        if config.refit:
+            # Last: it changes the fusion weights, and everything above
+            # belongs to the plain model.
+            result["refit"] = _refit(model, run, splits, log, counter)
     _write_json(os.path.join(run_dir, "result.json"), result)
     # Only now is the run complete; its backup is no longer needed.
     shutil.rmtree(backup_dir, ignore_errors=True)
     return result
+
+
+def _gblend_weights(config, run, splits, run_dir, log, counter):
+    """Gradient-Blending loss weights of a gblend run, estimated once.
+
+    Each loss term is trained alone on a fresh model for the run's epochs
+    and scored on the validation split (`keras_dgl.gblend_weights`). Saved
+    in the run folder, so a resumed run trains with the same weights.
+    """
+    path = os.path.join(run_dir, "gblend.json")
+    blend = _read_json(path)
+    if blend is not None:
+        return blend
+    log(f"{counter} {run.name}: estimating Gradient-Blending weights "
+        f"({config.epochs} epochs per loss term)")
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(run.seed)
+
+    def builder(**kwargs):
+        return build_model(config, run, splits, **kwargs)[0]
+
+    blend = gblend_weights(builder, splits.train, splits.validation,
+                           epochs=config.epochs)
+    _write_json(path, blend)
+    return blend
+
+
+def _refit(model, run, splits, log, counter):
+    """Refits the fusion layer on frozen encoder features; scores it again."""
+    started = time.time()
+    outcome = model.refit_fusion(
+        _plain_batches(splits, "train", _INFERENCE_BATCH),
+        _plain_batches(splits, "validation", _INFERENCE_BATCH),
+        epochs=_REFIT_EPOCHS,
+        patience=_REFIT_PATIENCE,
+    )
+    fused = _test_accuracy(model, run, splits)["fused"]
+    before, after = outcome["before"], outcome["after"]
+    log(f"{counter} {run.name}: fusion refit, epoch {outcome['best_epoch']} of "
+        f"{outcome['epochs_run']} kept (validation loss "
+        f"{before['val_loss']:.4f} -> {after['val_loss']:.4f})")
+    return {
+        "test_accuracy": {"fused": fused},
+        # 0: the trained fusion weights were kept.
+        "best_epoch": outcome["best_epoch"],
+        "epochs_run": outcome["epochs_run"],
+        "val_loss": [before["val_loss"], after["val_loss"]],
+        "val_accuracy": [before["val_accuracy"], after["val_accuracy"]],
+        "seconds": round(time.time() - started, 1),
+    }
 
 
 def _labels(dataset):
@@ -792,14 +923,39 @@ def _history_lists(history):
 # Summaries ---------------------------------------------------------------------
 
 
-def _row_order(records, config):
-    rows = [m for m in config.methods if m != "unimodal"]
-    rows += sorted({r["row"] for r in records if r["method"] == "unimodal"})
-    return [row for row in rows if any(r["row"] == row for r in records)]
+_REFIT_SUFFIX = " + refit"
+
+
+def _table_rows(records):
+    """The table rows' records: every run, plus `<row> + refit` views."""
+    rows = []
+    for record in records:
+        rows.append(record)
+        refit = record.get("refit")
+        if refit:
+            rows.append({
+                "row": record["row"] + _REFIT_SUFFIX,
+                "seed": record["seed"],
+                "test_accuracy": refit["test_accuracy"],
+                # The refit leaves the encoders, hence the probes, unchanged.
+                "probe_accuracy": {},
+            })
+    return rows
+
+
+def _row_order(rows, config):
+    multimodal = [m for m in config.methods if m != "unimodal"]
+    order = multimodal + [m + _REFIT_SUFFIX for m in multimodal]
+    order += sorted({r["row"] for r in rows if r["row"].startswith("unimodal ")})
+    return [row for row in order if any(r["row"] == row for r in rows)]
+
+
+def _modalities(records):
+    return sorted({k for r in records for k in r["test_accuracy"]} - {"fused"})
 
 
 def _columns(records, probe):
-    modalities = sorted({k for r in records for k in r["test_accuracy"]} - {"fused"})
+    modalities = _modalities(records)
     columns = ["fused"] + modalities
     if probe:
         columns += [f"probe {m}" for m in modalities]
@@ -823,16 +979,61 @@ def _stats(values):
             "values": [float(v) for v in values]}
 
 
+def _paired(by_run, seeds, row_a, row_b, column):
+    """`{seeds, per_seed, mean, std, ...}` of `row_a - row_b`, split by split."""
+    paired = [s for s in seeds if (row_a, s) in by_run and (row_b, s) in by_run]
+    diffs = []
+    for seed in paired:
+        a = _value(by_run[(row_a, seed)], column)
+        b = _value(by_run[(row_b, seed)], column)
+        diffs.append(None if a is None or b is None else a - b)
+    if not paired or any(d is None for d in diffs):
+        return None
+    return {"seeds": paired, **_stats(diffs), "per_seed": diffs}
+
+
+def _grad_ratio_at_best(record, modality):
+    """The encoder's gradient ratio at the run's chosen epoch, if measured."""
+    series = record.get("gradient_ratio", {}).get(modality)
+    index = record["best_epoch"] - 1
+    if not series or index >= len(series) or series[index] is None:
+        return None
+    value = float(series[index])
+    return value if math.isfinite(value) else None
+
+
+def _diagnostics(records, methods):
+    """Per method and modality: contribution drop and gradient ratio stats."""
+    modalities = _modalities(records)
+    diagnostics = {}
+    for method in methods:
+        runs = [r for r in records if r["row"] == method]
+        entry = {
+            "drop": {
+                m: _stats([r["contribution"]["drop"].get(m) for r in runs
+                           if r.get("contribution")])
+                for m in modalities
+            },
+            "grad_ratio": {
+                m: _stats([_grad_ratio_at_best(r, m) for r in runs])
+                for m in modalities
+            },
+        }
+        if any(v is not None for part in entry.values() for v in part.values()):
+            diagnostics[method] = entry
+    return diagnostics
+
+
 def summarize(records, config):
-    """Means over splits per method, the paired DGL - joint gain, the table.
+    """Means over splits per method, the paired gains, the table.
 
     Args:
         records: list of run records (as in `results["runs"]`).
         config: the resolved `ExperimentConfig`.
 
     Returns:
-        A dict with `config`, `runs`, `summary`, `gain` and `table`; see
-        `run_experiment`.
+        A dict with `config`, `backend`, `runs`, `summary`, `gain`,
+        `refit_gain`, `diagnostics` and `table`; see `run_experiment`.
 
     Example:
 
@@ -841,34 +1042,41 @@ def summarize(records, config):
     print(results["table"])
     ```
     """
-    rows = _row_order(records, config)
+    table_rows = _table_rows(records)
+    rows = _row_order(table_rows, config)
     columns = _columns(records, config.probe)
     summary = {
         row: {
-            column: _stats([_value(r, column) for r in records if r["row"] == row])
+            column: _stats([_value(r, column) for r in table_rows if r["row"] == row])
             for column in columns
         }
         for row in rows
     }
+    by_run = {(r["row"], r["seed"]): r for r in table_rows}
     gain = None
-    by_run = {(r["row"], r["seed"]): r for r in records}
     paired = [s for s in config.seeds if ("dgl", s) in by_run and ("joint", s) in by_run]
     if paired:
         gain = {"seeds": paired, "columns": {}}
         for column in columns:
-            diffs = []
-            for seed in paired:
-                a = _value(by_run[("dgl", seed)], column)
-                b = _value(by_run[("joint", seed)], column)
-                diffs.append(None if a is None or b is None else a - b)
-            if all(d is not None for d in diffs):
-                gain["columns"][column] = {**_stats(diffs), "per_seed": diffs}
+            stats = _paired(by_run, paired, "dgl", "joint", column)
+            if stats is not None:
+                gain["columns"][column] = {
+                    k: v for k, v in stats.items() if k != "seeds"
+                }
+    multimodal = [m for m in config.methods if m != "unimodal"]
+    refit_gain = {}
+    for method in multimodal:
+        stats = _paired(by_run, config.seeds, method + _REFIT_SUFFIX, method, "fused")
+        if stats is not None:
+            refit_gain[method] = stats
     results = {
         "config": config.to_dict(),
         "backend": keras.backend.backend(),
         "runs": sorted(records, key=lambda r: (r["seed"], r["run"])),
         "summary": summary,
         "gain": gain,
+        "refit_gain": refit_gain,
+        "diagnostics": _diagnostics(records, multimodal),
     }
     results["table"] = format_table(results, columns, rows)
     return results
@@ -884,8 +1092,17 @@ def _percent(stats, signed=False):
     return text
 
 
+def _ratio(stats):
+    if stats is None:
+        return "-"
+    text = f"{stats['mean']:.2f}"
+    if stats["std"] is not None:
+        text += f" ± {stats['std']:.2f}"
+    return text
+
+
 def format_table(results, columns, rows):
-    """The printed comparison: test accuracy per method, DGL - joint gain."""
+    """The printed comparison: test accuracy per method, gains, diagnostics."""
     config = results["config"]
     seeds = config["seeds"]
     widths = {c: max(14, len(c) + 2) for c in columns}
@@ -925,6 +1142,43 @@ def format_table(results, columns, rows):
             + "".join(_percent(gain["columns"][c], signed=True).rjust(widths[c])
                       for c in gain_columns)
         )
+    refit_gain = results.get("refit_gain") or {}
+    if refit_gain:
+        refit_seeds = sorted({s for g in refit_gain.values() for s in g["seeds"]})
+        headers = [f"seed {s}" for s in refit_seeds] + ["mean ± std"]
+        width = 14
+        lines += [
+            "",
+            "Refit gain: <method> + refit - <method>, fused, by split "
+            "(accuracy points)",
+            "method".ljust(first) + "".join(h.rjust(width) for h in headers),
+        ]
+        for method, stats in refit_gain.items():
+            by_seed = dict(zip(stats["seeds"], stats["per_seed"]))
+            cells = [
+                "-" if s not in by_seed else f"{100 * by_seed[s]:+.1f}"
+                for s in refit_seeds
+            ]
+            cells.append(_percent(stats, signed=True))
+            lines.append(method.ljust(first) + "".join(c.rjust(width) for c in cells))
+    diagnostics = results.get("diagnostics") or {}
+    if diagnostics:
+        modalities = [c for c in columns if c != "fused" and not c.startswith("probe ")]
+        headers = [f"drop {m}" for m in modalities]
+        headers += [f"grad ratio {m}" for m in modalities]
+        widths_d = {h: max(14, len(h) + 2) for h in headers}
+        lines += [
+            "",
+            "Modality diagnostics, mean ± std over splits",
+            "method".ljust(first) + "".join(h.rjust(widths_d[h]) for h in headers),
+        ]
+        for method, entry in diagnostics.items():
+            cells = [_percent(entry["drop"].get(m)) for m in modalities]
+            cells += [_ratio(entry["grad_ratio"].get(m)) for m in modalities]
+            lines.append(
+                method.ljust(first)
+                + "".join(c.rjust(widths_d[h]) for c, h in zip(cells, headers))
+            )
     lines += [
         "",
         "fused: the model's prediction; <modality>: its prediction from that "
@@ -937,6 +1191,20 @@ def format_table(results, columns, rows):
     if not config["probe"]:
         lines.pop()
         lines[-1] = lines[-1].rstrip(";") + "."
+    if refit_gain or any(r.endswith(_REFIT_SUFFIX) for r in rows):
+        lines.append(
+            "<method> + refit: that model after refitting its fusion layer on "
+            f"frozen encoder features (at most {_REFIT_EPOCHS} epochs, kept on "
+            "validation loss); its encoders and probes are unchanged."
+        )
+    if diagnostics:
+        lines.append(
+            "drop <modality>: fused accuracy points lost with that modality's "
+            "input zeroed at test time; grad ratio <modality>: norm of the "
+            "gradient its encoder would get from the multimodal loss over that "
+            "from its own unimodal loss, at the chosen epoch, on one validation "
+            "batch (below 1: fusion shrinks it)."
+        )
     return "\n".join(lines)
 
 
@@ -950,15 +1218,19 @@ def _write_outputs(out, config, results):
     _write_csv(os.path.join(out, "results.csv"), results["runs"], config.probe)
     plot_validation_curves(results, os.path.join(out, "validation_accuracy.png"))
     plot_comparison(results, os.path.join(out, "comparison.png"))
+    plot_method_gradient_ratios(results, out)
 
 
 def _write_csv(path, records, probe):
-    modalities = sorted({k for r in records for k in r["test_accuracy"]} - {"fused"})
+    modalities = _modalities(records)
     header = ["run", "method", "modality", "seed", "fused_accuracy"]
     header += [f"{m}_accuracy" for m in modalities]
     if probe:
         header += [f"probe_{m}_accuracy" for m in modalities]
     header += ["best_epoch", "best_val_accuracy", "epochs", "train_seconds"]
+    header += ["refit_fused_accuracy", "refit_best_epoch"]
+    header += [f"drop_{m}" for m in modalities]
+    header += [f"grad_ratio_{m}" for m in modalities]
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
@@ -970,6 +1242,13 @@ def _write_csv(path, records, probe):
                 row += [_cell(r["probe_accuracy"].get(m)) for m in modalities]
             row += [r["best_epoch"], _cell(r["best_val_accuracy"]), r["epochs"],
                     r["train_seconds"]]
+            refit = r.get("refit") or {}
+            row += [_cell(refit.get("test_accuracy", {}).get("fused")),
+                    refit.get("best_epoch", "")]
+            drop = (r.get("contribution") or {}).get("drop", {})
+            row += [_cell(drop.get(m)) for m in modalities]
+            ratios = [_grad_ratio_at_best(r, m) for m in modalities]
+            row += ["" if v is None else f"{v:.4g}" for v in ratios]
             writer.writerow(row)
 
 
@@ -1088,6 +1367,41 @@ def plot_comparison(results, path):
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def plot_method_gradient_ratios(results, out):
+    """One PNG per multimodal method: each encoder's gradient ratio per epoch.
+
+    Writes `gradient_ratio_<method>.png` in `out` with one line per split
+    (`keras_dgl.diagnostics.plot_gradient_ratios`), for every method whose
+    runs recorded ratios.
+
+    Args:
+        results: dict returned by `run_experiment` or `summarize`.
+        out: str. Output folder.
+
+    Returns:
+        The list of written paths.
+    """
+    written = []
+    for method in results.get("diagnostics") or {}:
+        histories = {
+            f"seed {r['seed']}": {
+                f"{name}_grad_ratio": values
+                for name, values in r["gradient_ratio"].items()
+            }
+            for r in results["runs"]
+            if r["row"] == method and r.get("gradient_ratio")
+        }
+        if not histories:
+            continue
+        path = os.path.join(out, f"gradient_ratio_{method}.png")
+        plot_gradient_ratios(
+            histories, path,
+            title=f"{method}: multimodal / unimodal gradient norm per encoder",
+        )
+        written.append(path)
+    return written
 
 
 def _read_json(path):

@@ -1,7 +1,9 @@
 """Tests of the `keras-dgl` command (keras_dgl.cli) and keras_dgl.experiment.
 
-Tiny settings keep the file well under two minutes on two CPU cores, on
-each backend; the backend is whatever KERAS_BACKEND selects.
+Tiny settings keep the file at about two minutes on two CPU cores, on
+each backend; the backend is whatever KERAS_BACKEND selects. The fusion
+refit is cut to a few epochs: its length is chosen on validation data, and
+what is tested is where its results go, not how far it gets.
 """
 
 import contextlib
@@ -20,6 +22,7 @@ from keras_dgl import cli
 from keras_dgl import experiment
 
 BACKEND = keras.backend.backend()
+REFIT_EPOCHS = 3
 # A small synthetic task: runs take a second or two each.
 TINY_SYNTHETIC = [
     "--dataset", "synthetic",
@@ -39,6 +42,11 @@ def _main(argv):
     return status, out.getvalue(), err.getvalue()
 
 
+@pytest.fixture(autouse=True)
+def _short_refit(monkeypatch):
+    monkeypatch.setattr(experiment, "_REFIT_EPOCHS", REFIT_EPOCHS)
+
+
 @pytest.fixture(scope="module")
 def synthetic_run(tmp_path_factory):
     """One default-methods experiment on two splits, shared by several tests."""
@@ -46,7 +54,9 @@ def synthetic_run(tmp_path_factory):
     argv = ["train", *TINY_SYNTHETIC, "--epochs", "2", "--seeds", "2",
             "--out", str(out)]
     keras.utils.clear_session()
-    status, stdout, stderr = _main(argv)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(experiment, "_REFIT_EPOCHS", REFIT_EPOCHS)
+        status, stdout, stderr = _main(argv)
     assert status == 0, stderr
     return out, argv, stdout
 
@@ -61,11 +71,15 @@ def test_table_lists_every_method_and_the_paired_gain(synthetic_run):
     header = lines[1].split()
     assert header == ["method", "fused", "strong", "weak", "probe", "strong",
                       "probe", "weak"]
-    rows = {line.split("  ")[0].strip(): line for line in lines[2:6]}
-    assert set(rows) == {"dgl", "joint", "unimodal strong", "unimodal weak"}
+    rows = {line.split("  ")[0].strip(): line for line in lines[2:8]}
+    assert list(rows) == ["dgl", "joint", "dgl + refit", "joint + refit",
+                          "unimodal strong", "unimodal weak"]
     # mean ± std over the two splits in every filled cell.
     assert rows["dgl"].count("±") == 5
     assert rows["unimodal weak"].count("±") == 2
+    # A refit changes only the fused prediction that the table reports.
+    assert rows["dgl + refit"].count("±") == 1
+    assert rows["joint + refit"].split()[-4:] == ["-"] * 4
     assert "DGL - joint, paired by split" in table
     assert any(line.startswith("seed 0") for line in lines)
     assert any(line.startswith("seed 1") for line in lines)
@@ -73,6 +87,23 @@ def test_table_lists_every_method_and_the_paired_gain(synthetic_run):
     # Progress lines name each run once.
     for name in ("dgl-seed0", "joint-seed1", "unimodal_weak-seed1"):
         assert f"{name}: training 2 epochs" in stdout
+    assert stdout.count(": fusion refit, epoch") == 4
+
+
+def test_table_has_refit_gain_and_diagnostics(synthetic_run):
+    out, _, _ = synthetic_run
+    lines = (out / "table.txt").read_text().splitlines()
+    start = lines.index(
+        "Refit gain: <method> + refit - <method>, fused, by split (accuracy points)")
+    assert lines[start + 1].split() == ["method", "seed", "0", "seed", "1",
+                                        "mean", "±", "std"]
+    assert [line.split()[0] for line in lines[start + 2:start + 4]] == ["dgl", "joint"]
+    start = lines.index("Modality diagnostics, mean ± std over splits")
+    assert lines[start + 1].split() == [
+        "method", "drop", "strong", "drop", "weak", "grad", "ratio", "strong",
+        "grad", "ratio", "weak"]
+    for line, method in zip(lines[start + 2:start + 4], ("dgl", "joint")):
+        assert line.split()[0] == method and line.count("±") == 4
 
 
 def test_json_and_csv_hold_one_record_per_run(synthetic_run):
@@ -107,11 +138,75 @@ def test_json_and_csv_hold_one_record_per_run(synthetic_run):
     assert float(row["strong_accuracy"]) == pytest.approx(
         runs["unimodal_strong-seed1"]["test_accuracy"]["strong"], abs=1e-4)
     assert 1 <= int(row["best_epoch"]) <= 2
+    assert row["refit_fused_accuracy"] == row["drop_weak"] == row["grad_ratio_weak"] == ""
+    row = next(r for r in table if r["run"] == "joint-seed0")
+    joint = runs["joint-seed0"]
+    assert float(row["refit_fused_accuracy"]) == pytest.approx(
+        joint["refit"]["test_accuracy"]["fused"], abs=1e-4)
+    assert float(row["drop_strong"]) == pytest.approx(
+        joint["contribution"]["drop"]["strong"], abs=1e-4)
+    assert float(row["grad_ratio_weak"]) == pytest.approx(
+        joint["gradient_ratio"]["weak"][joint["best_epoch"] - 1], rel=1e-3)
+
+
+def test_json_holds_diagnostics_of_multimodal_runs(synthetic_run):
+    out, _, _ = synthetic_run
+    results = json.loads((out / "results.json").read_text())
+    runs = {r["run"]: r for r in results["runs"]}
+    for name in ("dgl-seed0", "joint-seed1"):
+        record = runs[name]
+        # One gradient ratio per encoder and epoch end.
+        ratios = record["gradient_ratio"]
+        assert set(ratios) == {"strong", "weak"}
+        assert all(len(v) == 2 and all(x > 0 for x in v) for v in ratios.values())
+        assert ratios["weak"] == record["history"]["weak_grad_ratio"]
+        contribution = record["contribution"]
+        assert contribution["mode"] == "zero"
+        assert set(contribution["ablated"]) == {"strong", "weak"}
+        assert contribution["fused"] == pytest.approx(record["test_accuracy"]["fused"])
+        for modality, drop in contribution["drop"].items():
+            assert drop == pytest.approx(
+                contribution["fused"] - contribution["ablated"][modality])
+        refit = record["refit"]
+        assert 0 <= refit["best_epoch"] <= refit["epochs_run"] <= REFIT_EPOCHS
+        assert 0 <= refit["test_accuracy"]["fused"] <= 1
+    for name in ("unimodal_strong-seed0", "unimodal_weak-seed1"):
+        assert not {"gradient_ratio", "contribution", "refit"} & set(runs[name])
+    diagnostics = results["diagnostics"]
+    assert set(diagnostics) == {"dgl", "joint"}
+    assert diagnostics["dgl"]["drop"]["strong"]["n"] == 2
+    assert diagnostics["joint"]["grad_ratio"]["weak"]["n"] == 2
+
+
+def test_refit_rows_leave_the_plain_rows_unchanged(synthetic_run):
+    out, _, _ = synthetic_run
+    results = json.loads((out / "results.json").read_text())
+    runs = {r["run"]: r for r in results["runs"]}
+    for method in ("dgl", "joint"):
+        plain = [runs[f"{method}-seed{s}"]["test_accuracy"]["fused"] for s in (0, 1)]
+        refit = [runs[f"{method}-seed{s}"]["refit"]["test_accuracy"]["fused"]
+                 for s in (0, 1)]
+        assert results["summary"][method]["fused"]["values"] == plain
+        assert results["summary"][f"{method} + refit"]["fused"]["values"] == refit
+        assert results["refit_gain"][method]["per_seed"] == pytest.approx(
+            [b - a for a, b in zip(plain, refit)])
+    # The plain row is the saved best epoch's model, scored before the refit.
+    config = experiment.ExperimentConfig(**{
+        k: v for k, v in results["config"].items()
+    }).resolved()
+    splits = experiment.load_splits(config, 1)
+    run = experiment._Run("dgl", 1)
+    keras.utils.clear_session()
+    model, _ = experiment.build_model(config, run, splits)
+    model.load_weights(str(out / "runs" / "dgl-seed1" / "best.weights.h5"))
+    scored = experiment._test_accuracy(model, run, splits)
+    assert scored == pytest.approx(runs["dgl-seed1"]["test_accuracy"])
 
 
 def test_plots_and_tensorboard_logs_are_written(synthetic_run):
     out, _, _ = synthetic_run
-    for name in ("validation_accuracy.png", "comparison.png"):
+    for name in ("validation_accuracy.png", "comparison.png",
+                 "gradient_ratio_dgl.png", "gradient_ratio_joint.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for run in ("dgl-seed0", "unimodal_strong-seed1"):
         for split in ("train", "validation"):
@@ -128,6 +223,24 @@ def test_rerun_skips_finished_runs(synthetic_run):
     assert ": training" not in stdout
     assert json.loads((out / "results.json").read_text())["runs"] == \
         json.loads(before)["runs"]
+
+
+def test_folder_from_before_new_settings_resumes(synthetic_run):
+    # experiment.json written before --ogm-alpha and --refit existed.
+    out, argv, _ = synthetic_run
+    path = out / "experiment.json"
+    saved = json.loads(path.read_text())
+    old = {k: v for k, v in saved.items() if k not in ("ogm_alpha", "refit")}
+    path.write_text(json.dumps(old))
+    status, stdout, stderr = _main(argv)
+    assert status == 0, stderr
+    assert stdout.count("already done, skipped") == 8
+    assert json.loads(path.read_text()) == saved
+    # A non-default value of a new setting is a different experiment.
+    path.write_text(json.dumps(old))
+    status, _, stderr = _main([*argv, "--ogm-alpha", "0.5"])
+    assert status == 2 and "ogm_alpha" in stderr
+    path.write_text(json.dumps(saved))
 
 
 def test_out_folder_of_other_settings_is_refused(synthetic_run):
@@ -202,6 +315,9 @@ def test_interrupted_experiment_resumes_from_last_epoch(tmp_path):
     assert not (runs / "joint-seed0" / "backup").exists()
     assert (runs / "joint-seed0" / "result.json").exists()
     assert [r["run"] for r in results["runs"]] == ["joint-seed0"]
+    # Diagnostics span the interruption too: one ratio per epoch end.
+    assert len(joint["gradient_ratio"]["weak"]) == 3
+    assert "joint + refit" in results["summary"]
 
 
 def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path, monkeypatch):
@@ -227,6 +343,8 @@ def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path, monkeypatch):
         (["train", "--alpha", "-1"], "--alpha"),
         (["train", "--data-option", "window"], "KEY=VALUE"),
         (["train", "--no-such-option"], "unrecognized arguments"),
+        (["train", "--methods", "dgl,ogm_gee"], "ogm_gee"),
+        (["train", "--ogm-alpha", "-0.1"], "--ogm-alpha"),
         (["fly"], "invalid choice"),
         ([], "required"),
     ],
@@ -274,7 +392,7 @@ def test_tiny_smartwatch_command_in_a_subprocess(tmp_path):
     # The real command line: --backend alone selects the backend.
     done = _command(
         "train", "--backend", BACKEND, "--methods", "dgl", "--epochs", "1",
-        "--seeds", "1", "--batch-size", "128", "--no-probe",
+        "--seeds", "1", "--batch-size", "128", "--no-probe", "--no-refit",
         "--data-option", "window_seconds=1.0", "--data-option", "overlap=0.0",
         "--out", str(tmp_path),
     )
@@ -286,9 +404,10 @@ def test_tiny_smartwatch_command_in_a_subprocess(tmp_path):
     assert "smartwatch, concat fusion, 1 epochs" in lines[0]
     assert f"backend {BACKEND}" in lines[0]
     assert lines[1].split() == ["method", "fused", "accelerometer", "gyroscope"]
-    # One split: no std; no joint run: no paired gain.
+    # One split: no std; no joint run: no paired gain; no refit rows.
     assert lines[2].split()[0] == "dgl" and "±" not in lines[2]
     assert "paired by split" not in table
+    assert "refit" not in table
     # One line per epoch when piped, not a progress bar.
     assert re.search(r"^\d+/\d+ - .*val_accuracy", done.stdout, re.MULTILINE)
     saved = json.loads((tmp_path / "experiment.json").read_text())
@@ -297,3 +416,42 @@ def test_tiny_smartwatch_command_in_a_subprocess(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["runs"][0]["test_accuracy"].keys() == {
         "fused", "accelerometer", "gyroscope"}
+    assert (tmp_path / "gradient_ratio_dgl.png").exists()
+
+
+def test_baseline_methods_run_and_are_tabulated(tmp_path):
+    status, stdout, stderr = _main([
+        "train", *TINY_SYNTHETIC, "--data-option", "num_train=256",
+        "--data-option", "num_test=128", "--methods", "gblend,ogm_ge,ogm",
+        "--epochs", "1", "--seeds", "1", "--ogm-alpha", "0.5", "--no-probe",
+        "--no-refit", "-q", "--out", str(tmp_path),
+    ])
+    assert status == 0, stderr
+    table = (tmp_path / "table.txt").read_text()
+    rows = [line.split()[0] for line in table.splitlines()[2:5]]
+    assert rows == ["ogm", "ogm_ge", "gblend"]
+    assert "refit" not in table
+    assert "gblend-seed0: estimating Gradient-Blending weights" in stdout
+    assert json.loads((tmp_path / "experiment.json").read_text())["ogm_alpha"] == 0.5
+    results = json.loads((tmp_path / "results.json").read_text())
+    runs = {r["run"]: r for r in results["runs"]}
+    assert set(runs) == {"ogm-seed0", "ogm_ge-seed0", "gblend-seed0"}
+    weights = runs["gblend-seed0"]["gblend"]["weights"]
+    assert set(weights) == {"fused", "strong", "weak"}
+    assert sum(weights.values()) == pytest.approx(1.0)
+    saved = json.loads((tmp_path / "runs" / "gblend-seed0" / "gblend.json").read_text())
+    assert saved["weights"] == weights
+    for record in runs.values():
+        assert "refit" not in record
+        assert set(record["contribution"]["drop"]) == {"strong", "weak"}
+        assert 0 <= record["test_accuracy"]["fused"] <= 1
+    for method in ("ogm", "ogm_ge", "gblend"):
+        assert (tmp_path / f"gradient_ratio_{method}.png").exists()
+
+
+def test_backend_other_than_the_loaded_one_is_refused(tmp_path):
+    other = next(b for b in cli.BACKENDS if b != BACKEND)
+    status, _, stderr = _main(["train", "--backend", other, "--out", str(tmp_path)])
+    assert status == 2
+    assert stderr.count("\n") == 1
+    assert f"Keras is already loaded with backend {BACKEND}" in stderr
