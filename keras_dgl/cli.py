@@ -1,7 +1,8 @@
 """The `keras-dgl` command.
 
 `keras-dgl train` compares DGL with joint training, published baselines
-and unimodal models (see `keras_dgl.experiment`). Keras is
+and unimodal models (see `keras_dgl.experiment`); `keras-dgl tune` runs a
+small KerasTuner search (see `keras_dgl.tuner.run_tune`). Keras is
 imported only after the arguments are parsed, because `--backend` must be
 in `KERAS_BACKEND` before the first `import keras` of the process;
 `import keras_dgl` does not import it (the package is lazy), and
@@ -21,6 +22,9 @@ FUSIONS = ("sum", "concat", "gated", "film", "attention")
 METHODS = ("dgl", "joint", "joint_aux", "ogm", "ogm_ge", "gblend", "unimodal")
 DEFAULT_METHODS = ("dgl", "joint", "unimodal")
 OPTIMIZERS = ("adam", "sgd")
+# Mirrors keras_dgl.tuner (not imported here: it imports Keras).
+TUNERS = ("random", "hyperband", "bayesian")
+TUNE_DATASETS = ("smartwatch", "synthetic")
 PROG = "keras-dgl"
 
 _EPILOG = """\
@@ -62,6 +66,21 @@ examples:
 
 Running the same command again with the same --out resumes it: finished
 runs are skipped, an interrupted run continues after its last epoch.
+"""
+
+_TUNE_EPILOG = """\
+The search space: method (dgl, joint, joint_aux), alpha (when the method
+uses it), learning rate (SGD with momentum 0.9) and fusion layer; see
+keras_dgl.tuner.DGLHyperModel. Trials are compared on validation accuracy;
+the best model is scored once on the test split.
+
+examples:
+  keras-dgl tune                                # smartwatch, 4 random trials x 4 epochs
+  keras-dgl tune --dataset synthetic --tuner bayesian --max-trials 8
+  keras-dgl tune --tuner hyperband --epochs 9 --backend jax
+
+Running the same command again with the same --out resumes the search
+(finished trials are kept); --overwrite starts it afresh.
 """
 
 
@@ -143,7 +162,8 @@ def build_parser():
     """The `keras-dgl` argument parser (standard library only).
 
     Returns:
-        An `argparse.ArgumentParser` with the `train` sub-command.
+        An `argparse.ArgumentParser` with the `train` and `tune`
+        sub-commands.
 
     Example:
 
@@ -217,6 +237,39 @@ def build_parser():
     train.add_argument("-q", "--quiet", action="store_true",
                        help="no per-epoch training output")
 
+    tune = commands.add_parser(
+        "tune",
+        prog=f"{PROG} tune",
+        help="search DGL hyperparameters with KerasTuner",
+        description=textwrap.fill(
+            "Run a small KerasTuner search over DGL model settings on a "
+            "built-in data set and print the best hyperparameters, their "
+            "validation accuracy and the best model's test accuracy."
+        ),
+        epilog=_TUNE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tune.add_argument("--dataset", choices=TUNE_DATASETS, default="smartwatch",
+                      help="data set (default: smartwatch, built in)")
+    tune.add_argument("--tuner", choices=TUNERS, default="random",
+                      help="search algorithm (default: random)")
+    tune.add_argument("--max-trials", type=_positive_int, default=4,
+                      help="trials of random and bayesian; hyperband sizes its "
+                           "own from --epochs (default: 4)")
+    tune.add_argument("--epochs", type=_positive_int, default=4,
+                      help="epochs per trial, hyperband's maximum (default: 4)")
+    tune.add_argument("--backend", choices=BACKENDS,
+                      help="Keras backend (default: $KERAS_BACKEND, else tensorflow)")
+    tune.add_argument("--data-option", metavar="KEY=VALUE", type=_data_option,
+                      action="append", default=[],
+                      help="extra argument of the dataset loader (repeatable)")
+    tune.add_argument("--out", metavar="DIR", default="dgl-tune",
+                      help="the tuner's folder, also used to resume "
+                           "(default: ./dgl-tune)")
+    tune.add_argument("--overwrite", action="store_true",
+                      help="start the search afresh instead of resuming it")
+    tune.add_argument("-q", "--quiet", action="store_true",
+                      help="no per-trial output")
     return parser
 
 
@@ -272,6 +325,8 @@ def main(argv=None):
     else:
         # Progress bars on a terminal, one line per epoch in logs and pipes.
         verbose = 1 if sys.stdout.isatty() else 2
+    if args.command == "tune":
+        return _tune(args, verbose)
     return _train(args, verbose)
 
 
@@ -305,6 +360,48 @@ def _train(args, verbose):
             f"from the last completed epoch (state in {os.path.abspath(args.out)})",
             status=130,
         )
+    return 0
+
+
+def _tune(args, verbose):
+    import inspect
+    import json
+
+    from keras_dgl import datasets  # Imports Keras: only now.
+    from keras_dgl import tuner
+
+    options = dict(args.data_option)
+    loader = {"smartwatch": datasets.smartwatch, "synthetic": datasets.synthetic}
+    try:
+        # A misspelt option fails here, not after the search has started.
+        inspect.signature(loader[args.dataset]).bind_partial(**options)
+    except TypeError as error:
+        return _fail(f"{PROG} tune: error: bad data option for {args.dataset}: {error}")
+    try:
+        result = tuner.run_tune(
+            dataset=args.dataset,
+            max_trials=args.max_trials,
+            epochs=args.epochs,
+            directory=args.out,
+            tuner=args.tuner,
+            overwrite=args.overwrite,
+            data_options=options,
+            verbose=verbose,
+        )
+    except (ValueError, OSError, ImportError) as error:
+        return _fail(f"{PROG} tune: error: {error}")
+    except KeyboardInterrupt:
+        return _fail(
+            f"{PROG} tune: interrupted; run the same command again to resume "
+            f"the search (state in {os.path.abspath(args.out)})",
+            status=130,
+        )
+    saved = {k: v for k, v in result.items() if k != "model"}
+    saved["tuner"] = args.tuner
+    path = os.path.join(args.out, "best.json")
+    with open(path, "w") as handle:
+        json.dump(saved, handle, indent=1)
+    print(f"Saved to {path}")
     return 0
 
 

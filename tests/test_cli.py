@@ -345,6 +345,11 @@ def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path, monkeypatch):
         (["train", "--no-such-option"], "unrecognized arguments"),
         (["train", "--methods", "dgl,ogm_gee"], "ogm_gee"),
         (["train", "--ogm-alpha", "-0.1"], "--ogm-alpha"),
+        (["tune", "--tuner", "grid"], "--tuner: invalid choice"),
+        (["tune", "--dataset", "crema-d"], "--dataset: invalid choice"),
+        (["tune", "--max-trials", "0"], "--max-trials"),
+        (["tune", "--epochs", "many"], "--epochs"),
+        (["tune", "--seeds", "2"], "unrecognized arguments"),
         (["fly"], "invalid choice"),
         ([], "required"),
     ],
@@ -455,3 +460,35 @@ def test_backend_other_than_the_loaded_one_is_refused(tmp_path):
     assert status == 2
     assert stderr.count("\n") == 1
     assert f"Keras is already loaded with backend {BACKEND}" in stderr
+
+
+TINY_TUNE = [
+    "tune", "--dataset", "synthetic", "--max-trials", "1", "--epochs", "1",
+    "--data-option", "num_train=256", "--data-option", "num_validation=128",
+    "--data-option", "num_test=128",
+]
+
+
+def test_tune_prints_the_best_hyperparameters(tmp_path):
+    status, stdout, stderr = _main(
+        [*TINY_TUNE, "--backend", BACKEND, "-q", "--out", str(tmp_path)])
+    assert status == 0, stderr
+    assert "Searching random on synthetic" in stdout
+    assert "Best hyperparameters (1 trials, chosen on validation):" in stdout
+    assert re.search(r"^  method: (dgl|joint|joint_aux)$", stdout, re.MULTILINE)
+    assert re.search(r"^  learning_rate: [0-9.e-]+$", stdout, re.MULTILINE)
+    assert re.search(r"^Best validation accuracy: [01]\.\d{4}$", stdout, re.MULTILINE)
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert best["tuner"] == "random" and best["trials"] == 1
+    assert best["backend"] == BACKEND
+    assert set(best["best_hyperparameters"]) >= {"method", "fusion", "learning_rate"}
+    assert 0 <= best["val_accuracy"] <= 1
+
+
+def test_tune_bad_data_option_exits_2_with_one_line(tmp_path):
+    status, stdout, stderr = _main(
+        [*TINY_TUNE, "--data-option", "colour=1", "--out", str(tmp_path)])
+    assert status == 2
+    assert stderr.count("\n") == 1, stderr
+    assert "bad data option for synthetic" in stderr
+    assert "Traceback" not in stderr and stdout == ""
