@@ -6,9 +6,9 @@ command must read `--backend` before Keras is first imported, and on a
 JAX-only machine nothing may pull in TensorFlow by accident.
 
 Keras finds saved `keras_dgl` classes (`keras.saving.load_model`) only once
-their modules have run. If Keras is already imported when `keras_dgl` is,
-those modules are imported right away (it costs no framework start-up);
-otherwise touch any class first, e.g. `keras_dgl.DGLModel`.
+their modules have run. They are imported with the first name used (any
+but `cli`, which must not load Keras), or right away if Keras is already
+imported when `keras_dgl` is: then it costs no framework start-up.
 """
 
 import importlib
@@ -65,7 +65,15 @@ def __getattr__(name):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     # Cached as a plain attribute: later lookups skip this function.
     globals()[name] = value
+    if name != "cli":
+        # Keras is loaded by now; register what a saved model may hold.
+        _import_serializable()
     return value
+
+
+def _import_serializable():
+    for module in _SERIALIZABLE:
+        importlib.import_module(module)
 
 
 def __dir__():
@@ -73,6 +81,4 @@ def __dir__():
 
 
 if "keras" in sys.modules:
-    for _module in _SERIALIZABLE:
-        importlib.import_module(_module)
-    del _module
+    _import_serializable()

@@ -82,6 +82,30 @@ def test_unknown_attribute_raises_attribute_error():
     assert output == ["AttributeError"]
 
 
+def test_first_name_used_registers_every_saved_class():
+    # A saved model holds encoders and fusion layers besides the DGLModel.
+    output = _python(
+        "import keras_dgl\n"
+        "keras_dgl.DGLModel\n"
+        "import keras\n"
+        "names = ['DGLModel', 'ResNet18', 'ConcatFusion']\n"
+        "print(all(keras.saving.get_registered_object('keras_dgl>' + n) "
+        "for n in names))\n"
+    )
+    assert output == ["True"]
+
+
+def test_cli_module_loads_no_keras():
+    # `keras-dgl --backend` must set KERAS_BACKEND before Keras is imported.
+    output = _python(
+        "import sys\n"
+        "from keras_dgl import cli\n"
+        "cli.build_parser()\n"
+        "print('keras' in sys.modules)\n"
+    )
+    assert output == ["False"]
+
+
 def test_classes_are_registered_when_keras_came_first():
     # `import keras; import keras_dgl; keras.saving.load_model(...)` works.
     output = _python(
