@@ -5,9 +5,9 @@ same batch; they differ only in `method`. Timings are interleaved: after a
 warm-up, blocks of `--block` steps alternate between the two methods (the
 order flips every round), so load from other processes on a shared CPU
 affects both alike (`--block 1`, the default, alternates every step, so
-each DGL step has a joint step right next to it). Each step is timed on its own (`train_on_batch` on
-device-resident tensors; it returns host floats, so the step is finished when
-it returns) and the median over all blocks is reported, both as wall time
+each DGL step has a joint step right next to it). Each step is timed on its
+own (`train_on_batch` on device-resident tensors; it returns host floats, so
+the step is finished when it returns) and the median over all blocks is reported, both as wall time
 and as the CPU time of the whole process (`time.process_time`, all threads):
 on a CPU shared with other jobs the wall time measures the machine's load
 as much as the step, while the CPU time measures the work done.
@@ -18,6 +18,11 @@ Configurations:
   conv1d : a Conv1DEncoder on (128, 6) sensor windows and an MLPEncoder on
            40 features, concat fusion, 6 classes.
 
+`--count-work` replaces the timing by a noise-free count of each step's
+work (FLOPs on every backend; graph ops on TF, dispatched aten ops on torch,
+with the per-op difference), which separates a real overhead from the noise
+of a shared machine.
+
 Prints one JSON line per configuration with ms/step for each method and the
 ratio dgl/joint (target: <= 1.05): `ratio_dgl_joint` is the ratio of the
 two wall-time medians, `ratio_rounds_median` the median of the per-round
@@ -25,7 +30,7 @@ ratios (with its quartiles); the `cpu_` fields are the same for CPU time:
 
   KERAS_BACKEND=jax python benchmarks/step_time.py [--configs resnet,conv1d]
       [--batch 16] [--rounds 30] [--block 1] [--warmup 5] [--jit auto]
-      [--methods dgl,joint] [--fusion concat] [--threads 0]
+      [--methods dgl,joint] [--fusion concat] [--threads 0] [--count-work]
 """
 
 import argparse
@@ -58,6 +63,14 @@ def parse_args(argv=None):
         help="intra-op threads of the backend (0: its default). On a CPU "
         "shared with other jobs use 1: spinning thread pools otherwise make "
         "the timings measure the contention",
+    )
+    p.add_argument(
+        "--count-work",
+        action="store_true",
+        help="instead of timing, count each method's training-step work "
+        "without noise: FLOPs (XLA cost analysis on JAX, the TF profiler on "
+        "the traced graph, torch's FlopCounterMode) and ops (graph ops on "
+        "TF, dispatched aten ops on torch)",
     )
     p.add_argument("--alpha", type=float, default=4.0)
     p.add_argument("--seed", type=int, default=0)
@@ -196,6 +209,86 @@ def time_config(config, args):
     return result
 
 
+def count_work(config, args):
+    """FLOPs and op counts of one training step per method (noise-free)."""
+    import collections
+
+    import keras
+
+    backend = keras.backend.backend()
+    batch = args.batch or (16 if config == "resnet" else 64)
+    jit = {"auto": "auto", "true": True, "false": False}[args.jit.lower()]
+    result = {"config": config, "backend": backend, "batch": batch, "count_work": True}
+    ops = {}
+    for m in args.methods.split(","):
+        model = make_model(config, m, args.fusion, args.alpha, jit, batch, args.seed)
+        x, y = make_batch(config, batch, args.seed)
+        model.train_on_batch(x, y)  # builds the optimizer and metrics
+        if backend == "jax":
+            import jax
+
+            state = model._get_jax_state(
+                trainable_variables=True,
+                non_trainable_variables=True,
+                optimizer_variables=True,
+                metrics_variables=True,
+            )
+            compiled = jax.jit(model.train_step).lower(state, (x, y)).compile()
+            cost = compiled.cost_analysis()
+            cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+            result[f"{m}_flops"] = float(cost["flops"])
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            graph = (
+                tf.function(lambda x, y: model.train_step((x, y)))
+                .get_concrete_function(x, y)
+                .graph
+            )
+            counts = collections.Counter(op.type for op in graph.get_operations())
+            opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+            opts["output"] = "none"
+            prof = tf.compat.v1.profiler.profile(graph, options=opts)
+            result[f"{m}_flops"] = float(prof.total_float_ops)
+            result[f"{m}_graph_ops"] = sum(counts.values())
+            ops[m] = counts
+        else:
+            from torch.utils._python_dispatch import TorchDispatchMode
+            from torch.utils.flop_counter import FlopCounterMode
+
+            class CountOps(TorchDispatchMode):
+                def __init__(self):
+                    super().__init__()
+                    self.counts = collections.Counter()
+
+                def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                    self.counts[func.overloadpacket.__name__] += 1
+                    return func(*args, **(kwargs or {}))
+
+            flops = FlopCounterMode(display=False)
+            with flops:
+                model.train_on_batch(x, y)
+            counter = CountOps()
+            with counter:
+                model.train_on_batch(x, y)
+            result[f"{m}_flops"] = float(flops.get_total_flops())
+            result[f"{m}_aten_ops"] = sum(counter.counts.values())
+            ops[m] = counter.counts
+    if "dgl_flops" in result and "joint_flops" in result:
+        result["flops_ratio_dgl_joint"] = round(
+            result["dgl_flops"] / result["joint_flops"], 6
+        )
+    if "dgl" in ops and "joint" in ops:
+        d, j = ops["dgl"], ops["joint"]
+        result["op_count_diff_dgl_minus_joint"] = dict(
+            sorted(
+                ((k, d[k] - j[k]) for k in set(d) | set(j) if d[k] != j[k]),
+                key=lambda kv: -abs(kv[1]),
+            )
+        )
+    return result
+
+
 def set_threads(threads):
     """Limits the backend's intra-op threads; call before keras is imported."""
     if not threads:
@@ -235,7 +328,8 @@ def main(argv=None):
     }
     print(json.dumps({"header": header}), flush=True)
     for config in args.configs.split(","):
-        print(json.dumps(time_config(config, args)), flush=True)
+        run = count_work if args.count_work else time_config
+        print(json.dumps(run(config, args)), flush=True)
 
 
 if __name__ == "__main__":
