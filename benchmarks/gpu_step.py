@@ -32,7 +32,7 @@ so only numbers from one call are comparable.
       [--formats channels_last,channels_first] [--steps 30] [--warmup 8]
       [--torch-jit] [--reference /path/to/reference_torch_dgl.py]
       [--timing fit,train_on_batch] [--torch-forward native,layers]
-      [--breakdown] [--budget-s 0] [--tiny]
+      [--breakdown] [--methods dgl,joint] [--budget-s 0] [--tiny]
 
 In a time-limited device session, run one backend per call and give it a
 budget, e.g. `--backends jax --budget-s 420` (JAX compiles each combination
@@ -69,6 +69,12 @@ def parse_args(argv=None):
     p.add_argument("--base-filters", type=int, default=None, help="default 64")
     p.add_argument("--classes", type=int, default=6)
     p.add_argument("--alpha", type=float, default=4.0)
+    p.add_argument(
+        "--methods",
+        default="dgl",
+        help="comma list of DGLModel methods to time, e.g. dgl,joint (DGL's "
+        "cost over joint training on the GPU)",
+    )
     p.add_argument("--steps", type=int, default=None, help="default 30 (tiny: 3)")
     p.add_argument("--warmup", type=int, default=None, help="default 8 (tiny: 1)")
     p.add_argument(
@@ -136,7 +142,7 @@ def device_name():
     return "cpu"
 
 
-def build_model(args, data_format, torch_forward="native"):
+def build_model(args, data_format, torch_forward="native", method="dgl"):
     import keras
 
     import keras_dgl
@@ -152,7 +158,7 @@ def build_model(args, data_format, torch_forward="native"):
         ),
     }
     fusion = keras_dgl.layers.ConcatFusion(num_classes=args.classes)
-    model = keras_dgl.DGLModel(encoders, fusion, alpha=args.alpha, method="dgl")
+    model = keras_dgl.DGLModel(encoders, fusion, alpha=args.alpha, method=method)
     jit = True if keras.backend.backend() != "torch" else bool(args.torch_jit)
     model.compile(
         optimizer=keras.optimizers.SGD(
@@ -269,13 +275,17 @@ def _torch_breakdown(model, x, y, steps):
     return out
 
 
-def time_one(args, dtype, data_format, batch, device, torch_forward="native"):
+def time_one(
+    args, dtype, data_format, batch, device, torch_forward="native", method="dgl"
+):
     import keras
 
     backend = keras.backend.backend()
     variant = f"keras_dgl_{backend}_{dtype}_{data_format}"
     if backend == "torch":
         variant += f"_{torch_forward}"
+    if method != "dgl":
+        variant += f"_{method}"
     line = {
         "variant": variant,
         "device": device,
@@ -283,6 +293,7 @@ def time_one(args, dtype, data_format, batch, device, torch_forward="native"):
         "backend": backend,
         "dtype_policy": dtype,
         "data_format": data_format,
+        "method": method,
     }
     if backend == "torch":
         line["torch_forward"] = torch_forward
@@ -291,7 +302,7 @@ def time_one(args, dtype, data_format, batch, device, torch_forward="native"):
     timings = args.timing.split(",")
     try:
         keras.utils.set_random_seed(0)
-        model = build_model(args, data_format, torch_forward)
+        model = build_model(args, data_format, torch_forward, method)
         line["jit_compile"] = bool(model.jit_compile)
         x, y = device_batch(args, data_format, batch)
         t0 = time.perf_counter()
@@ -355,21 +366,25 @@ def child(args):
     forwards = args.torch_forward.split(",")
     if keras.backend.backend() != "torch":
         forwards = ["native"]
-    for forward in forwards:
-        for dtype in args.dtypes.split(","):
-            for data_format in args.formats.split(","):
-                for batch in (int(b) for b in args.batches.split(",")):
-                    if deadline and time.time() > deadline:
-                        line = {
-                            "variant": f"keras_dgl_{keras.backend.backend()}_{dtype}_{data_format}",
-                            "batch": batch,
-                            "skipped": "time budget (--budget-s) spent",
-                        }
-                    else:
-                        line = time_one(
-                            args, dtype, data_format, batch, device, forward
-                        )
-                    print(json.dumps(line), flush=True)
+    combinations = [
+        (forward, dtype, data_format, int(batch), method)
+        for forward in forwards
+        for dtype in args.dtypes.split(",")
+        for data_format in args.formats.split(",")
+        for batch in args.batches.split(",")
+        for method in args.methods.split(",")
+    ]
+    for forward, dtype, data_format, batch, method in combinations:
+        if deadline and time.time() > deadline:
+            line = {
+                "variant": f"keras_dgl_{keras.backend.backend()}_{dtype}_{data_format}",
+                "batch": batch,
+                "method": method,
+                "skipped": "time budget (--budget-s) spent",
+            }
+        else:
+            line = time_one(args, dtype, data_format, batch, device, forward, method)
+        print(json.dumps(line), flush=True)
 
 
 def run_reference(args):
