@@ -104,7 +104,8 @@ def _train_one_term(model, log_name, train_data, validation_data, epochs, verbos
     if isinstance(train_data, tuple):
         model.fit(*train_data, epochs=epochs, verbose=verbose)
     else:
-        model.fit(train_data, epochs=epochs, verbose=verbose)
+        # A dataset shuffles itself; Keras warns if asked to shuffle one.
+        model.fit(train_data, epochs=epochs, verbose=verbose, shuffle=False)
     after_train = _loss(model, train_data, log_name)
     after_val = _loss(model, validation_data, log_name)
     delta_generalization = before_val - after_val
