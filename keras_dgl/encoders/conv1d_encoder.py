@@ -2,8 +2,9 @@
 
 import keras
 
-# Shared with ResNet18: He-normal init, drawn in 2D for fast JAX compiles.
-from keras_dgl.encoders.resnet18 import _HeNormalDrawnFlat
+from keras_dgl.encoders._initializers import HeNormalDrawnFlat
+from keras_dgl.encoders._layer_chain import build_chain
+from keras_dgl.encoders._layer_chain import call_chain
 
 
 @keras.saving.register_keras_serializable(package="keras_dgl")
@@ -64,7 +65,7 @@ class Conv1DEncoder(keras.layers.Layer):
                     padding="same",
                     # BatchNormalization's beta replaces the bias.
                     use_bias=False,
-                    kernel_initializer=_HeNormalDrawnFlat(),
+                    kernel_initializer=HeNormalDrawnFlat(),
                     dtype=dtype,
                     name=f"conv{i + 1}",
                 ),
@@ -93,21 +94,16 @@ class Conv1DEncoder(keras.layers.Layer):
 
     def build(self, input_shape):
         self._check_shape(input_shape)
-        # Build every sublayer now so `.keras` loading finds all weights.
-        shape = tuple(input_shape)
-        for layer in self._layers_in_order():
-            layer.build(shape)
-            shape = layer.compute_output_shape(shape)
+        build_chain(self._layers_in_order(), input_shape)
 
     def call(self, inputs, training=None):
         self._check_shape(inputs.shape)
-        x = inputs
-        for layer in self._layers_in_order():
-            if isinstance(layer, (keras.layers.BatchNormalization, keras.layers.Dropout)):
-                x = layer(x, training=training)
-            else:
-                x = layer(x)
-        return x
+        return call_chain(
+            self._layers_in_order(),
+            inputs,
+            training,
+            (keras.layers.BatchNormalization, keras.layers.Dropout),
+        )
 
     def compute_output_shape(self, input_shape):
         # Symbolic calls on a built layer use this and skip `call`.

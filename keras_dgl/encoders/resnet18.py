@@ -1,25 +1,11 @@
 """ResNet-18 image and video encoder."""
 
-import math
-
 import keras
 from keras import ops
 
-
-class _HeNormalDrawnFlat(keras.initializers.HeNormal):
-    """He-normal kernel drawn as a `(fan_in, filters)` matrix, then reshaped.
-
-    Same distribution as `HeNormal` (its fan-in is the product of all but
-    the last axis either way). The 2D draw exists for JAX on CPU (jax 0.10,
-    partitionable threefry): there, compiling the random draw of a rank-4
-    kernel took about 10 s per distinct shape on 2 shared cores, against
-    about 1 s for the same draw in 2D, and every kernel shape of the
-    network is compiled once when it is built.
-    """
-
-    def __call__(self, shape, dtype=None):
-        flat_shape = (math.prod(shape[:-1]), shape[-1])
-        return ops.reshape(super().__call__(flat_shape, dtype=dtype), shape)
+from keras_dgl.encoders._initializers import HeNormalDrawnFlat
+from keras_dgl.encoders._layer_chain import build_chain
+from keras_dgl.encoders._layer_chain import call_chain
 
 
 def _conv2d(filters, kernel_size, strides, data_format, dtype, name):
@@ -31,7 +17,7 @@ def _conv2d(filters, kernel_size, strides, data_format, dtype, name):
         strides=strides,
         padding="valid",
         use_bias=False,
-        kernel_initializer=_HeNormalDrawnFlat(),
+        kernel_initializer=HeNormalDrawnFlat(),
         data_format=data_format,
         dtype=dtype,
         name=name,
@@ -44,17 +30,6 @@ def _batch_norm(data_format, dtype, name):
     return keras.layers.BatchNormalization(
         axis=axis, momentum=0.9, epsilon=1e-5, dtype=dtype, name=name
     )
-
-
-def _build_chain(layers, input_shape):
-    # Builds layers in order so every weight exists after `build()`: `.keras`
-    # loading restores weights right after `build_from_config`, before any
-    # call, so lazily built sublayers would be missed.
-    shape = input_shape
-    for layer in layers:
-        layer.build(shape)
-        shape = layer.compute_output_shape(shape)
-    return shape
 
 
 class _BasicBlock(keras.layers.Layer):
@@ -109,16 +84,16 @@ class _BasicBlock(keras.layers.Layer):
         return []
 
     def build(self, input_shape):
-        _build_chain(self._residual_layers(), input_shape)
-        _build_chain(self._shortcut_layers(), input_shape)
+        build_chain(self._residual_layers(), input_shape)
+        build_chain(self._shortcut_layers(), input_shape)
 
     def call(self, inputs, training=None):
-        x = inputs
-        for layer in self._residual_layers():
-            if isinstance(layer, keras.layers.BatchNormalization):
-                x = layer(x, training=training)
-            else:
-                x = layer(x)
+        x = call_chain(
+            self._residual_layers(),
+            inputs,
+            training,
+            keras.layers.BatchNormalization,
+        )
         shortcut = inputs
         if self.project:
             shortcut = self.shortcut_conv(shortcut)
@@ -317,7 +292,7 @@ class ResNet18(keras.layers.Layer):
         frame_shape = (None,) + tuple(input_shape)[-3:]
         if self._compute_format != self.data_format:
             frame_shape = _swap_channels(frame_shape, self._compute_format)
-        _build_chain(self._layers_in_order(), frame_shape)
+        build_chain(self._layers_in_order(), frame_shape)
 
     def call(self, inputs, training=None):
         self._check_shape(inputs.shape)
@@ -337,13 +312,12 @@ class ResNet18(keras.layers.Layer):
 
             x = _torch_resnet.resnet18_forward(self, x, bool(training))
         else:
-            for layer in self._layers_in_order():
-                if isinstance(
-                    layer, (keras.layers.BatchNormalization, _BasicBlock)
-                ):
-                    x = layer(x, training=training)
-                else:
-                    x = layer(x)
+            x = call_chain(
+                self._layers_in_order(),
+                x,
+                training,
+                (keras.layers.BatchNormalization, _BasicBlock),
+            )
         if is_video:
             x = ops.reshape(x, (-1, num_frames, self.output_dim))
             x = ops.mean(x, axis=1)
