@@ -275,19 +275,23 @@ def _torch_breakdown(model, x, y, steps):
     return out
 
 
+def _variant(backend, dtype, data_format, torch_forward, method):
+    variant = f"keras_dgl_{backend}_{dtype}_{data_format}"
+    if backend == "torch":
+        variant += f"_{torch_forward}"
+    if method != "dgl":
+        variant += f"_{method}"
+    return variant
+
+
 def time_one(
     args, dtype, data_format, batch, device, torch_forward="native", method="dgl"
 ):
     import keras
 
     backend = keras.backend.backend()
-    variant = f"keras_dgl_{backend}_{dtype}_{data_format}"
-    if backend == "torch":
-        variant += f"_{torch_forward}"
-    if method != "dgl":
-        variant += f"_{method}"
     line = {
-        "variant": variant,
+        "variant": _variant(backend, dtype, data_format, torch_forward, method),
         "device": device,
         "batch": batch,
         "backend": backend,
@@ -377,7 +381,9 @@ def child(args):
     for forward, dtype, data_format, batch, method in combinations:
         if deadline and time.time() > deadline:
             line = {
-                "variant": f"keras_dgl_{keras.backend.backend()}_{dtype}_{data_format}",
+                "variant": _variant(
+                    keras.backend.backend(), dtype, data_format, forward, method
+                ),
                 "batch": batch,
                 "method": method,
                 "skipped": "time budget (--budget-s) spent",
