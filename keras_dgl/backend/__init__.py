@@ -68,6 +68,32 @@ def preserved_global_rng():
     return get().preserved_global_rng()
 
 
+def needs_ordered_step():
+    """Whether the active backend's stock `train_step` may misorder DGL's reads.
+
+    DGL reads the fusion weights twice in one step: live on the fused path
+    and as stop-gradient copies on the unimodal path. In a TensorFlow graph
+    the update of a weight waits for its `ReadVariableOp`s but not for the
+    ops that consume what they read, and the consumers of the stop-gradient
+    copy are not ancestors of that weight's gradient, so the unimodal
+    logits could be computed from the already-updated weight (seen in
+    about one of ten fresh processes). `train_step` below orders the update
+    after the whole forward pass. JAX is functional and PyTorch eager, so
+    their stock steps read every weight before updating it.
+
+    Returns:
+        bool.
+
+    Example:
+
+    ```python
+    if keras_dgl.backend.needs_ordered_step():
+        logs = keras_dgl.backend.train_step(model, None, data)
+    ```
+    """
+    return get().ORDERED_STEP_NEEDED
+
+
 def train_step(model, transform, *args):
     """One training step whose gradients pass through `transform` first.
 
@@ -81,7 +107,8 @@ def train_step(model, transform, *args):
 
     Args:
         model: the compiled `keras.Model` being trained.
-        transform: callable `(gradients, y, y_pred) -> gradients`.
+        transform: callable `(gradients, y, y_pred) -> gradients`, or `None`
+            to apply the gradients unchanged.
         *args: the arguments of the backend's `train_step`: `(data,)` on
             TensorFlow and PyTorch, `(state, data)` on JAX.
 

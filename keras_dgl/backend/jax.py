@@ -6,6 +6,10 @@ import jax
 import keras
 
 
+# Functional: every read in a step sees the values the step started from.
+ORDERED_STEP_NEEDED = False
+
+
 def value_and_gradients(loss_fn, variables):
     def loss_of(values):
         with keras.StatelessScope(state_mapping=list(zip(variables, values))):
@@ -40,7 +44,8 @@ def train_step(model, transform, state, data):
     variables = model.non_trainable_variables
     mapping = list(zip(variables, non_trainable))
     with keras.StatelessScope(state_mapping=mapping) as scope:
-        gradients = transform(gradients, y, y_pred)
+        if transform is not None:
+            gradients = transform(gradients, y, y_pred)
     non_trainable = [scope.get_current_value(v) for v in variables]
     trainable, optimizer_values = model.optimizer.stateless_apply(
         optimizer_values, gradients, trainable

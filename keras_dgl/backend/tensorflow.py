@@ -5,6 +5,9 @@ import contextlib
 import keras
 import tensorflow as tf
 
+# The stock step's update may overtake a consumer of a stop-gradient read.
+ORDERED_STEP_NEEDED = True
+
 
 def value_and_gradients(loss_fn, variables):
     with tf.GradientTape(watch_accessed_variables=False) as tape:
@@ -27,14 +30,22 @@ def train_step(model, transform, data):
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
         )
         batch_size = tf.shape(keras.tree.flatten(x)[0])[0]
-        model._loss_tracker.update_state(loss, sample_weight=batch_size)
+        # Keras losses divide by the replica count under a tf.distribute
+        # strategy; the logged loss is the per-example mean, as in Keras' step.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        model._loss_tracker.update_state(
+            loss * tf.cast(replicas, loss.dtype), sample_weight=batch_size
+        )
         loss = model.optimizer.scale_loss(loss)
     variables = model.trainable_variables
-    gradients = transform(tape.gradient(loss, variables), y, y_pred)
-    # In a tf.function, reads that no gradient depends on (e.g. frozen fusion
-    # weights in the unimodal predictions) could otherwise run after the
-    # update, handing the transform and the metrics post-update values.
-    with tf.control_dependencies(tf.nest.flatten(y_pred)):
+    gradients = tape.gradient(loss, variables)
+    if transform is not None:
+        gradients = transform(gradients, y, y_pred)
+    # An update waits for the reads of its variable, not for the ops that
+    # consume them: without this, the unimodal logits (computed from
+    # stop-gradient copies of the fusion weights) could be computed after
+    # those weights were updated, in place. See `needs_ordered_step`.
+    with tf.control_dependencies(tf.nest.flatten(y_pred) + [loss]):
         gradients = [None if g is None else tf.identity(g) for g in gradients]
     model.optimizer.apply(gradients, variables)
     return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)

@@ -4,6 +4,10 @@ import keras
 import torch
 
 
+# Eager: every read happens before the optimizer runs.
+ORDERED_STEP_NEEDED = False
+
+
 def value_and_gradients(loss_fn, variables):
     with torch.enable_grad():
         loss = loss_fn()
@@ -33,6 +37,7 @@ def train_step(model, transform, data):
         loss, [v.value for v in variables], allow_unused=True
     )
     with torch.no_grad():
-        gradients = transform(list(gradients), y, y_pred)
+        if transform is not None:
+            gradients = transform(list(gradients), y, y_pred)
         model.optimizer.apply(gradients, variables)
     return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)

@@ -300,11 +300,15 @@ class DGLModel(keras.Model):
         return ops.cast(self._term_loss(y, logits, sample_weight), "float32")
 
     def train_step(self, *args):
-        if self.method not in MODULATED_METHODS:
-            return super().train_step(*args)
-        # OGM-GE's noise is scaled by each variable's gradient, which only a
-        # training step sees; the step is a thin per-backend adapter.
-        return dgl_backend.train_step(self, self._modulate_gradients, *args)
+        if self.method in MODULATED_METHODS:
+            # OGM-GE's noise is scaled by each variable's gradient, which only
+            # a training step sees; the step is a thin per-backend adapter.
+            return dgl_backend.train_step(self, self._modulate_gradients, *args)
+        if dgl_backend.needs_ordered_step():
+            # The stock TensorFlow step can apply an update before a
+            # stop-gradient read of the same weight has been consumed.
+            return dgl_backend.train_step(self, None, *args)
+        return super().train_step(*args)
 
     def _modulate_gradients(self, gradients, y, y_pred):
         """OGM(-GE) edit of a step's gradients (aligned with trainable_variables)."""
