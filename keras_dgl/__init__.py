@@ -32,11 +32,17 @@ _SUBMODULES = (
     "experiment",
     "layers",
     "models",
+    "preprocessing",
     "refit",
     "tuner",
 )
 # The modules whose classes are registered for Keras serialization.
-_SERIALIZABLE = ("keras_dgl.encoders", "keras_dgl.layers", "keras_dgl.models")
+_SERIALIZABLE = (
+    "keras_dgl.encoders",
+    "keras_dgl.layers",
+    "keras_dgl.models",
+    "keras_dgl.preprocessing",
+)
 
 __all__ = [
     "DGLModel",
@@ -45,6 +51,7 @@ __all__ = [
     "encoders",
     "gblend_weights",
     "layers",
+    "preprocessing",
 ]
 
 if typing.TYPE_CHECKING:  # For static analysis only; never run.
@@ -52,6 +59,7 @@ if typing.TYPE_CHECKING:  # For static analysis only; never run.
     from keras_dgl import diagnostics  # noqa: F401
     from keras_dgl import encoders  # noqa: F401
     from keras_dgl import layers  # noqa: F401
+    from keras_dgl import preprocessing  # noqa: F401
     from keras_dgl.models.dgl_model import DGLModel  # noqa: F401
     from keras_dgl.models.gblend import gblend_weights  # noqa: F401
 
