@@ -38,6 +38,15 @@ class DatasetSplits:
             zero-argument callable returning an unshuffled, un-augmented
             `tf.data.Dataset`. Splits missing here are read by iterating
             the split's own data set once.
+        preprocessing: dict. Keras layers, by modality, that finish the
+            inputs inside the model: the device-side augmentation of
+            prepared data read with `augment="device"`. Empty (the default)
+            where the pipelines deliver finished float32 tensors. Then the
+            pipelines deliver the stored bytes (uint8 frames, int16 waveform
+            or float16 spectrogram; `info["delivered"]` gives their shapes
+            and dtypes), `input_shapes` stays the shapes the encoders see,
+            and `keras_dgl.preprocessing.attach(encoders,
+            splits.preprocessing)` puts the layers in front of the encoders.
 
     Example:
 
@@ -57,6 +66,7 @@ class DatasetSplits:
     input_shapes: dict
     info: dict = dataclasses.field(default_factory=dict)
     sources: dict = dataclasses.field(default_factory=dict, repr=False)
+    preprocessing: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def numpy(self, split):
         """Returns one split as NumPy arrays.
