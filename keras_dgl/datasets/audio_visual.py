@@ -154,7 +154,11 @@ def audio_visual(
     `split_seed` selects the same clips (a list prepared from
     `validation_csv` is used as it is). The CSV, `on_error` and
     `validate` arguments are not used (the lists were read at prepare
-    time; its skipped clips are in `info["skipped"]`). A missing shard,
+    time; its skipped clips are in `info["skipped"]`). Host-side training
+    crops of prepared frames are drawn as for raw data (the box in source
+    pixels) but resampled bilinearly without antialiasing (a crop of a
+    256-pixel frame is at most 1.5x the output size); evaluation frames are
+    resized with antialiasing as for raw data. A missing shard,
     one of another size (or, with `verify="checksum"`, another SHA-256),
     another format version or an unfinished preparation raise an error
     naming the file and saying to re-run `prepare`.
