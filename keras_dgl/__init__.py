@@ -7,8 +7,9 @@ JAX-only machine nothing may pull in TensorFlow by accident.
 
 Keras finds saved `keras_dgl` classes (`keras.saving.load_model`) only once
 their modules have run. They are imported with the first name used (any
-but `cli`, which must not load Keras), or right away if Keras is already
-imported when `keras_dgl` is: then it costs no framework start-up.
+but `cli` and `registry`, which must not load Keras), or right away if Keras
+is already imported when `keras_dgl` is: then it costs no framework
+start-up.
 """
 
 import importlib
@@ -29,18 +30,24 @@ _SUBMODULES = (
     "datasets",
     "diagnostics",
     "encoders",
-    "experiment",
+    "experiments",
     "layers",
     "models",
+    "optimizers",
     "preprocessing",
     "refit",
+    "registry",
     "tuner",
+    "utils",
 )
+# Submodules that import no Keras: using them must not load it.
+_KERAS_FREE = ("cli", "registry")
 # The modules whose classes are registered for Keras serialization.
 _SERIALIZABLE = (
     "keras_dgl.encoders",
     "keras_dgl.layers",
     "keras_dgl.models",
+    "keras_dgl.optimizers",
     "keras_dgl.preprocessing",
 )
 
@@ -73,7 +80,7 @@ def __getattr__(name):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     # Cached as a plain attribute: later lookups skip this function.
     globals()[name] = value
-    if name != "cli":
+    if name not in _KERAS_FREE:
         # Keras is loaded by now; register what a saved model may hold.
         _import_serializable()
     return value

@@ -7,6 +7,7 @@ that edits the gradients before the optimizer sees them (OGM-GE). Each
 backend's module exposes the same functions; `get()` returns the active one.
 """
 
+import contextlib
 import importlib
 
 import keras
@@ -66,6 +67,27 @@ def preserved_global_rng():
     ```
     """
     return get().preserved_global_rng()
+
+
+def no_grad():
+    """Context manager for eager inference: record no autograd graph.
+
+    On the torch backend an eager layer call otherwise records the graph of
+    every batch it sees (memory, time); the other backends record nothing
+    outside a gradient tape or transformation.
+
+    Example:
+
+    ```python
+    with keras_dgl.backend.no_grad():
+        features = encoder(x, training=False)
+    ```
+    """
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()
 
 
 def needs_ordered_step():

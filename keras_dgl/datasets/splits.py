@@ -85,6 +85,36 @@ class DatasetSplits:
             to a float32 array of shape `(n,) + input_shapes[name]`, and
             `labels` is an int32 array of shape `(n,)`.
         """
+        source = self.unaugmented(split)
+        if isinstance(source, tuple):
+            features, labels = source
+            return (
+                {k: np.asarray(v) for k, v in features.items()},
+                np.asarray(labels),
+            )
+        return _collect(source, self.input_shapes)
+
+    def unaugmented(self, split):
+        """One split, unshuffled and un-augmented, without loading it whole.
+
+        What scoring and probes read: the same examples as `numpy(split)`,
+        in the same order, either as arrays (where the loader holds them in
+        memory) or as a `tf.data.Dataset` of `(features, label)` batches.
+        Both forms are accepted by `keras_dgl.utils.batches`.
+
+        Args:
+            split: str. One of `"train"`, `"validation"`, `"test"`.
+
+        Returns:
+            A `(features, labels)` tuple of arrays, or a `tf.data.Dataset`.
+
+        Example:
+
+        ```python
+        for x, y in keras_dgl.utils.batches(splits.unaugmented("train")):
+            ...
+        ```
+        """
         if split not in _SPLITS:
             raise ValueError(
                 f"Unknown split {split!r}; expected one of {list(_SPLITS)}."
@@ -93,13 +123,8 @@ class DatasetSplits:
             raise ValueError(f"This DatasetSplits has no {split!r} split.")
         source = self.sources.get(split)
         if isinstance(source, tuple):
-            features, labels = source
-            return (
-                {k: np.asarray(v) for k, v in features.items()},
-                np.asarray(labels),
-            )
-        dataset = source() if callable(source) else getattr(self, split)
-        return _collect(dataset, self.input_shapes)
+            return source
+        return source() if callable(source) else getattr(self, split)
 
 
 def _collect(dataset, input_shapes):

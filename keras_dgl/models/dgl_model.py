@@ -4,10 +4,12 @@ import keras
 from keras import ops
 
 from keras_dgl import backend as dgl_backend
+from keras_dgl import registry
 from keras_dgl.layers.fusion_layer import FusionLayer
 from keras_dgl.models import gradient_modulation
 
-METHODS = ("dgl", "joint", "joint_aux", "ogm", "ogm_ge", "gblend")
+# The methods of keras_dgl.registry.METHODS that this class trains.
+METHODS = registry.methods_of("DGLModel")
 # Methods whose encoders learn from the multimodal loss alone, as in "joint".
 JOINT_LIKE_METHODS = ("joint", "ogm", "ogm_ge")
 # Methods whose encoders' gradients are edited inside the training step.
@@ -293,6 +295,16 @@ class DGLModel(keras.Model):
             # Under joint training only separate heads (as probes) learn from them.
             return self.fusion.unimodal_head == "separate"
         return True
+
+    def term_loss(self, y, logits, sample_weight=None):
+        """The compiled, unweighted loss of one prediction, as float32.
+
+        Every term of the objective uses it (what `multimodal_loss` and
+        `<name>_loss` log); diagnostics and the fusion refit score with it.
+        Raises `RuntimeError` before `compile()`. Example:
+        `model.term_loss(y, model(x, training=False)["fused"])`.
+        """
+        return self._term(y, logits, sample_weight)
 
     def _term(self, y, logits, sample_weight):
         if self._term_loss is None:
