@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 _ATTRIBUTES = {
     "DGLModel": "keras_dgl.models.dgl_model",
     "gblend_weights": "keras_dgl.models.gblend",
+    "load_model": "keras_dgl.models.saving",
 }
 _SUBMODULES = (
     "backend",
@@ -58,6 +59,7 @@ __all__ = [
     "encoders",
     "gblend_weights",
     "layers",
+    "load_model",
     "preprocessing",
 ]
 
@@ -69,6 +71,7 @@ if typing.TYPE_CHECKING:  # For static analysis only; never run.
     from keras_dgl import preprocessing  # noqa: F401
     from keras_dgl.models.dgl_model import DGLModel  # noqa: F401
     from keras_dgl.models.gblend import gblend_weights  # noqa: F401
+    from keras_dgl.models.saving import load_model  # noqa: F401
 
 
 def __getattr__(name):

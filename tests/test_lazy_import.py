@@ -52,7 +52,7 @@ def test_import_loads_no_keras_and_lists_lazy_names():
     assert has_model == "True"
     assert exported == (
         "DGLModel,callbacks,diagnostics,encoders,gblend_weights,layers,"
-        "preprocessing"
+        "load_model,preprocessing"
     )
 
 

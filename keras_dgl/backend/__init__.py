@@ -90,6 +90,34 @@ def no_grad():
     return contextlib.nullcontext()
 
 
+def state_kept_on_error(model, input_shapes=None):
+    """Context manager that keeps a model's variables if a Keras call fails.
+
+    On JAX, `fit`, `evaluate` and `predict` detach every variable's value
+    from the model for the duration of the call and reattach it at the end;
+    if the call fails in its first step (a bad batch from a generator, an
+    error in a custom layer), the values are lost and the model is left
+    unusable. On JAX this keeps a reference to every value when the block is
+    entered (building the model from `input_shapes` and its optimizer first,
+    so that no variable is created inside the call) and puts back any value
+    that is missing when the block raises. TensorFlow and PyTorch variables
+    stay attached, so there it does nothing.
+
+    Args:
+        model: a `keras.Model`.
+        input_shapes: `None` or the input shapes to build an unbuilt model
+            from (JAX only).
+
+    Example:
+
+    ```python
+    with keras_dgl.backend.state_kept_on_error(model):
+        model.fit(generator, epochs=2)
+    ```
+    """
+    return get().state_kept_on_error(model, input_shapes)
+
+
 def needs_ordered_step():
     """Whether the active backend's stock `train_step` may misorder DGL's reads.
 

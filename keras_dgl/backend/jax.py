@@ -23,6 +23,46 @@ def preserved_global_rng():
     return contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def state_kept_on_error(model, input_shapes=None):
+    """Puts back the variable values a failed `fit`/`evaluate`/`predict` freed."""
+    if not model.built and input_shapes is not None:
+        model.build(input_shapes)
+    optimizer = getattr(model, "optimizer", None)
+    if model.built and optimizer is not None and not optimizer.built:
+        # Otherwise the call would create, then lose, its slot variables.
+        optimizer.build(model.trainable_variables)
+    kept = [(v, v._value) for v in _state_variables(model) if v._value is not None]
+    try:
+        yield
+    except BaseException:
+        # A step that ran left its results in `_jax_state`; sync them first.
+        model.jax_state_sync()
+        for variable, value in kept:
+            # `_value` is None once the trainer has detached it; a donated
+            # (deleted) array means a later step's state was reattached.
+            if variable._value is None and not _deleted(value):
+                variable.assign(value)
+        for metric in model.metrics:
+            if any(v._value is None for v in metric.variables):
+                metric.reset_state()
+        model._jax_state = None
+        raise
+
+
+def _deleted(value):
+    return bool(getattr(value, "is_deleted", lambda: False)())
+
+
+def _state_variables(model):
+    optimizer = getattr(model, "optimizer", None)
+    variables = list(model.variables) + list(model.metrics_variables)
+    if optimizer is not None:
+        variables += list(optimizer.variables)
+    unique = {id(v): v for v in variables}
+    return list(unique.values())
+
+
 def train_step(model, transform, state, data):
     """The stock (stateless) training step with `transform` applied to the gradients."""
     trainable, non_trainable, optimizer_values, metrics_values = state

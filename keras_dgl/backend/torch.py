@@ -1,5 +1,7 @@
 """PyTorch backend: gradients with `torch.autograd.grad`."""
 
+import contextlib
+
 import keras
 import torch
 
@@ -14,6 +16,11 @@ def value_and_gradients(loss_fn, variables):
         tensors = [v.value for v in variables]
         grads = torch.autograd.grad(loss, tensors, allow_unused=True)
     return loss.detach(), list(grads)
+
+
+def state_kept_on_error(model, input_shapes=None):
+    # Variables stay attached to the model during a call.
+    return contextlib.nullcontext()
 
 
 def preserved_global_rng():
