@@ -1,0 +1,52 @@
+"""The training methods of `keras_dgl.DGLModel`, one strategy class per file.
+
+`REGISTRY` maps each `method=` name to its class; each class documents what
+it changes, its options (`method_options=`) with their published defaults,
+where it departs from the reference code, and its paper. The model, the
+command line, the tuner, the benchmarks and the tests read the names here.
+"""
+
+from keras_dgl.models.methods.dgl import DGL
+from keras_dgl.models.methods.gblend import GBlend
+from keras_dgl.models.methods.joint import Joint
+from keras_dgl.models.methods.joint_aux import JointAux
+from keras_dgl.models.methods.method import Method
+from keras_dgl.models.methods.ogm import OGM
+from keras_dgl.models.methods.ogm_ge import OGMGE
+
+REGISTRY = {
+    cls.name: cls
+    for cls in (
+        DGL,
+        Joint,
+        JointAux,
+        OGM,
+        OGMGE,
+        GBlend,
+    )
+}
+METHODS = tuple(REGISTRY)
+
+
+def get(name):
+    """The `Method` class registered under `name`.
+
+    Args:
+        name: str, a `method=` value of `keras_dgl.DGLModel`.
+
+    Returns:
+        A subclass of `keras_dgl.models.methods.Method`.
+
+    Example:
+
+    ```python
+    cls = keras_dgl.models.methods.get("dgl")
+    print(cls.summary, cls.reference)
+    ```
+    """
+    if name not in REGISTRY:
+        raise ValueError(f"Unknown `method` {name!r}. Expected one of {METHODS}.")
+    return REGISTRY[name]
+
+
+__all__ = ["METHODS", "REGISTRY", "Method", "get"]

@@ -1,0 +1,25 @@
+"""Gradient-Blending's weighted objective."""
+
+from keras_dgl.models.methods.joint_aux import JointAux
+
+
+class GBlend(JointAux):
+    """Gradient-Blending (Wang et al., 2020), a baseline.
+
+    The objective of `"joint_aux"` with one weight per term:
+    `fused_weight * CE(fused, y) + sum_m alpha[m] * CE(unimodal_m, y)`,
+    where the weights come from `keras_dgl.gblend_weights`, which estimates
+    them from each term's overfitting-to-generalization ratio on a
+    validation split. No options (the weights are `fused_weight` and
+    `alpha`).
+
+    References:
+        - [Wang, Tran and Feiszli, CVPR 2020](https://arxiv.org/abs/1905.12681)
+    """
+
+    name = "gblend"
+    summary = (
+        "multimodal and unimodal losses weighted by their "
+        "overfitting-to-generalization ratios (`keras_dgl.gblend_weights`)"
+    )
+    reference = "Gradient-Blending, Wang, Tran and Feiszli, CVPR 2020"
