@@ -32,8 +32,8 @@ class DGLModel(keras.Model):
       predictions on detached features, for monitoring).
     - `"joint_aux"`: multimodal loss plus `alpha` times the unimodal
       losses, nothing detached (the ablation of DGL).
-    - baselines: `"ogm"`, `"ogm_ge"` (Peng et al., 2022) and `"gblend"`
-      (Wang et al., 2020).
+    - baselines: `"ogm"`, `"ogm_ge"` (Peng et al., 2022), `"gblend"`
+      (Wang et al., 2020) and `"mmpareto"` (Wei and Hu, 2024).
 
     What `alpha` does depends on the optimizer. Under `"dgl"` the encoders
     see only the unimodal term, so with plain SGD `alpha` multiplies the

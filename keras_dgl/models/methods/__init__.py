@@ -11,6 +11,7 @@ from keras_dgl.models.methods.gblend import GBlend
 from keras_dgl.models.methods.joint import Joint
 from keras_dgl.models.methods.joint_aux import JointAux
 from keras_dgl.models.methods.method import Method
+from keras_dgl.models.methods.mmpareto import MMPareto
 from keras_dgl.models.methods.ogm import OGM
 from keras_dgl.models.methods.ogm_ge import OGMGE
 
@@ -23,6 +24,7 @@ REGISTRY = {
         OGM,
         OGMGE,
         GBlend,
+        MMPareto,
     )
 }
 METHODS = tuple(REGISTRY)
