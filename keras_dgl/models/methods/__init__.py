@@ -6,6 +6,7 @@ where it departs from the reference code, and its paper. The model, the
 command line, the tuner, the benchmarks and the tests read the names here.
 """
 
+from keras_dgl.models.methods.agm import AGM
 from keras_dgl.models.methods.dgl import DGL
 from keras_dgl.models.methods.gblend import GBlend
 from keras_dgl.models.methods.joint import Joint
@@ -25,6 +26,7 @@ REGISTRY = {
         OGMGE,
         GBlend,
         MMPareto,
+        AGM,
     )
 }
 METHODS = tuple(REGISTRY)
