@@ -33,8 +33,8 @@ class DGLModel(keras.Model):
     - `"joint_aux"`: multimodal loss plus `alpha` times the unimodal
       losses, nothing detached (the ablation of DGL).
     - baselines: `"ogm"`, `"ogm_ge"` (Peng et al., 2022), `"gblend"`
-      (Wang et al., 2020), `"mmpareto"` (Wei and Hu, 2024) and `"agm"` (Li
-      et al., 2023).
+      (Wang et al., 2020), `"mmpareto"` (Wei and Hu, 2024), `"agm"` (Li et
+      al., 2023) and `"inforeg"` (Huang et al., 2025).
 
     What `alpha` does depends on the optimizer. Under `"dgl"` the encoders
     see only the unimodal term, so with plain SGD `alpha` multiplies the

@@ -9,6 +9,7 @@ command line, the tuner, the benchmarks and the tests read the names here.
 from keras_dgl.models.methods.agm import AGM
 from keras_dgl.models.methods.dgl import DGL
 from keras_dgl.models.methods.gblend import GBlend
+from keras_dgl.models.methods.inforeg import InfoReg
 from keras_dgl.models.methods.joint import Joint
 from keras_dgl.models.methods.joint_aux import JointAux
 from keras_dgl.models.methods.method import Method
@@ -27,6 +28,7 @@ REGISTRY = {
         GBlend,
         MMPareto,
         AGM,
+        InfoReg,
     )
 }
 METHODS = tuple(REGISTRY)
