@@ -10,7 +10,7 @@ from dgl_test_utils import make_encoder, make_fusion
 import keras_dgl
 from keras_dgl.models import methods
 
-NEW_METHODS = ("mmpareto", "agm", "inforeg")
+NEW_METHODS = ("mmpareto", "agm", "inforeg", "pmr")
 MODALITIES = {"strong": 0.9, "weak": 0.4, "faint": 0.2}
 
 

@@ -34,7 +34,8 @@ class DGLModel(keras.Model):
       losses, nothing detached (the ablation of DGL).
     - baselines: `"ogm"`, `"ogm_ge"` (Peng et al., 2022), `"gblend"`
       (Wang et al., 2020), `"mmpareto"` (Wei and Hu, 2024), `"agm"` (Li et
-      al., 2023) and `"inforeg"` (Huang et al., 2025).
+      al., 2023), `"inforeg"` (Huang et al., 2025) and `"pmr"` (Fan et al.,
+      2023).
 
     What `alpha` does depends on the optimizer. Under `"dgl"` the encoders
     see only the unimodal term, so with plain SGD `alpha` multiplies the
@@ -45,7 +46,7 @@ class DGLModel(keras.Model):
     it clips their joint norm; `clipnorm` clips per variable.
 
     `model(x)` returns a dict `{"fused": logits, "unimodal": {name: logits}}`
-    with float32 logits. `model.predict(x)` returns the fused logits only;
+    with float32 logits (`"pmr"` adds `"prototype": {name: logits}`). `model.predict(x)` returns the fused logits only;
     `model.predict_modalities(x)` returns every prediction. `compile()` uses
     sparse categorical cross-entropy on logits when it gets no `loss`; a
     given `loss` is used for every term. Compiled metrics apply to the fused

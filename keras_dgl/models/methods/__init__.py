@@ -16,6 +16,7 @@ from keras_dgl.models.methods.method import Method
 from keras_dgl.models.methods.mmpareto import MMPareto
 from keras_dgl.models.methods.ogm import OGM
 from keras_dgl.models.methods.ogm_ge import OGMGE
+from keras_dgl.models.methods.pmr import PMR
 
 REGISTRY = {
     cls.name: cls
@@ -29,6 +30,7 @@ REGISTRY = {
         MMPareto,
         AGM,
         InfoReg,
+        PMR,
     )
 }
 METHODS = tuple(REGISTRY)

@@ -96,9 +96,10 @@ class AGM(Joint):
             scores[name] = ops.mean(
                 -ops.log(ops.maximum(probabilities, _MIN_PROBABILITY))
             )
-        running = {name: self.state.scores[i] for i, name in enumerate(names)}
+        running = self.state.scores.value
+        running = {name: running[i] for i, name in enumerate(names)}
         coefficients = agm_coefficients(scores, running, self.options["alpha"])
-        iteration = self.state.iteration + 1.0
+        iteration = self.state.iteration.value + 1.0
         self.state.scores.assign(
             ops.stack(
                 [

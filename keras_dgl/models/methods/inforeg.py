@@ -95,18 +95,18 @@ class InfoReg(JointAux):
             ):
                 # A copy: on JAX two variables must not share one buffer.
                 anchor.assign(ops.copy(variable.value))
-        if float(ops.convert_to_numpy(self.state.epochs)) > 0:
+        if float(ops.convert_to_numpy(self.state.epochs.value)) > 0:
             self.state.open.assign(
-                window_open(self.state.traces, self.options["threshold"])
+                window_open(self.state.traces.value, self.options["threshold"])
             )
         self.state.fisher.assign(ops.zeros(self.state.fisher.shape))
 
     def on_epoch_end(self, model, epoch):
-        traces = self.state.traces
+        traces, fisher = self.state.traces.value, self.state.fisher.value
         self.state.traces.assign(
-            ops.concatenate([traces[:, 1:], self.state.fisher[:, None]], axis=1)
+            ops.concatenate([traces[:, 1:], fisher[:, None]], axis=1)
         )
-        self.state.epochs.assign(self.state.epochs + 1.0)
+        self.state.epochs.assign(self.state.epochs.value + 1.0)
 
     # Step -----------------------------------------------------------------------
 
@@ -121,7 +121,7 @@ class InfoReg(JointAux):
         coefficients = inforeg_coefficients(
             scores,
             self.options["strength"],
-            {name: self.state.open[i] for i, name in enumerate(names)},
+            {name: self.state.open.value[i] for i, name in enumerate(names)},
         )
         # Gradients are scaled like the loss (mixed precision); so is the
         # proximal term, and the Fisher trace is of the unscaled gradients.
@@ -145,7 +145,7 @@ class InfoReg(JointAux):
                 squared = ops.cast(ops.mean(gradient * gradient), "float32")
                 fisher[owner] = fisher[owner] + squared / (scale * scale)
         fisher = ops.stack([ops.cast(fisher[n], "float32") for n in names])
-        self.state.fisher.assign(self.state.fisher + fisher)
+        self.state.fisher.assign(self.state.fisher.value + fisher)
         return result
 
 
