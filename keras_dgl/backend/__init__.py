@@ -191,6 +191,9 @@ def apply_gradients(optimizer, gradients, variables):
     and leaves a skipped variable's optimizer state (momentum, moments) as
     it was, so a frozen variable does not keep moving on its momentum.
     """
+    if not optimizer.built:
+        # Built on every variable, not on the first update's subset.
+        optimizer.build(list(variables))
     pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]
     if pairs:
         optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])

@@ -34,8 +34,8 @@ class DGLModel(keras.Model):
       losses, nothing detached (the ablation of DGL).
     - baselines: `"ogm"`, `"ogm_ge"` (Peng et al., 2022), `"gblend"`
       (Wang et al., 2020), `"mmpareto"` (Wei and Hu, 2024), `"agm"` (Li et
-      al., 2023), `"inforeg"` (Huang et al., 2025) and `"pmr"` (Fan et al.,
-      2023).
+      al., 2023), `"inforeg"` (Huang et al., 2025), `"pmr"` (Fan et al.,
+      2023) and `"mla"` (Zhang et al., 2024).
 
     What `alpha` does depends on the optimizer. Under `"dgl"` the encoders
     see only the unimodal term, so with plain SGD `alpha` multiplies the

@@ -13,6 +13,7 @@ from keras_dgl.models.methods.inforeg import InfoReg
 from keras_dgl.models.methods.joint import Joint
 from keras_dgl.models.methods.joint_aux import JointAux
 from keras_dgl.models.methods.method import Method
+from keras_dgl.models.methods.mla import MLA
 from keras_dgl.models.methods.mmpareto import MMPareto
 from keras_dgl.models.methods.ogm import OGM
 from keras_dgl.models.methods.ogm_ge import OGMGE
@@ -31,6 +32,7 @@ REGISTRY = {
         AGM,
         InfoReg,
         PMR,
+        MLA,
     )
 }
 METHODS = tuple(REGISTRY)
