@@ -35,7 +35,8 @@ class DGLModel(keras.Model):
     - baselines: `"ogm"`, `"ogm_ge"` (Peng et al., 2022), `"gblend"`
       (Wang et al., 2020), `"mmpareto"` (Wei and Hu, 2024), `"agm"` (Li et
       al., 2023), `"inforeg"` (Huang et al., 2025), `"pmr"` (Fan et al.,
-      2023) and `"mla"` (Zhang et al., 2024).
+      2023), `"mla"` (Zhang et al., 2024) and `"reconboost"` (Hua et al.,
+      2024).
 
     What `alpha` does depends on the optimizer. Under `"dgl"` the encoders
     see only the unimodal term, so with plain SGD `alpha` multiplies the

@@ -18,6 +18,7 @@ from keras_dgl.models.methods.mmpareto import MMPareto
 from keras_dgl.models.methods.ogm import OGM
 from keras_dgl.models.methods.ogm_ge import OGMGE
 from keras_dgl.models.methods.pmr import PMR
+from keras_dgl.models.methods.reconboost import ReconBoost
 
 REGISTRY = {
     cls.name: cls
@@ -33,6 +34,7 @@ REGISTRY = {
         InfoReg,
         PMR,
         MLA,
+        ReconBoost,
     )
 }
 METHODS = tuple(REGISTRY)
