@@ -12,14 +12,11 @@ DIMS = {"audio": 5, "visual": 4}
 
 def tiny_model(method, dims=None, units=6, fusion="concat", learning_rate=1.0,
                optimizer=None, num_classes=3, unimodal_head="shared", **kwargs):
-    """A built model whose plain-SGD update is exactly -learning_rate * gradient."""
+    """A built model whose plain-SGD update is -learning_rate * gradient."""
     dims = dims or DIMS
     encoders = {name: make_encoder(units, name=f"{name}_encoder") for name in dims}
-    model = keras_dgl.DGLModel(
-        encoders, make_fusion(fusion, num_classes=num_classes, unimodal_head=unimodal_head),
-        method=method,
-        **kwargs,
-    )
+    layer = make_fusion(fusion, num_classes=num_classes, unimodal_head=unimodal_head)
+    model = keras_dgl.DGLModel(encoders, layer, method=method, **kwargs)
     model.compile(optimizer=optimizer or keras.optimizers.SGD(learning_rate))
     model.build({name: (None, dim) for name, dim in dims.items()})
     return model

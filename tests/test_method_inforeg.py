@@ -46,7 +46,8 @@ def test_coefficient_scales_exactly_the_dominant_encoders_proximal_term():
     plain = [sum(terms[t][i] for t in terms) for i in range(len(terms["multimodal"]))]
     update, before = applied_update(model, x, y)
     expected, fisher = [], {n: 0.0 for n in model.modality_names}
-    for g, v, value, owner in zip(plain, model.trainable_variables, before, owners(model)):
+    variables = model.trainable_variables
+    for g, v, value, owner in zip(plain, variables, before, owners(model)):
         if owner == dominant:
             g = g + beta * (value - anchors[id(v)])
         expected.append(g)

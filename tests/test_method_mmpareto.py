@@ -21,7 +21,8 @@ def _numpy_pareto(multimodal, unimodal, total, gamma):
     dot = sum(float((a * b).sum()) for a, b in zip(multimodal, unimodal))
     mm = sum(float((a * a).sum()) for a in multimodal)
     uu = sum(float((b * b).sum()) for b in unimodal)
-    c = 0.5 if dot > 0 else float(np.clip((uu - dot) / (mm + uu - 2 * dot), 1e-3, 0.999))
+    pareto = np.clip((uu - dot) / (mm + uu - 2 * dot), 1e-3, 0.999)
+    c = 0.5 if dot > 0 else float(pareto)
     result = []
     for a, b, s in zip(multimodal, unimodal, total):
         new = 2 * (c * a + (1 - c) * b)

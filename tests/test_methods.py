@@ -1,4 +1,4 @@
-"""Every method of issue 14: trains on the synthetic task, saves, rejects bad options."""
+"""The new methods train on the synthetic task and save; the registry; bad options."""
 
 import os
 

@@ -47,7 +47,8 @@ class DGLModel(keras.Model):
     it clips their joint norm; `clipnorm` clips per variable.
 
     `model(x)` returns a dict `{"fused": logits, "unimodal": {name: logits}}`
-    with float32 logits (`"pmr"` adds `"prototype": {name: logits}`). `model.predict(x)` returns the fused logits only;
+    with float32 logits (`"pmr"` adds `"prototype": {name: logits}`).
+    `model.predict(x)` returns the fused logits only;
     `model.predict_modalities(x)` returns every prediction. `compile()` uses
     sparse categorical cross-entropy on logits when it gets no `loss`; a
     given `loss` is used for every term. Compiled metrics apply to the fused

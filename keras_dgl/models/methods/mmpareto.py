@@ -66,7 +66,8 @@ class MMPareto(JointAux):
         return outputs(fused, unimodal), None
 
     def loss(self, model, y, y_pred, sample_weight, training):
-        return ops.sum(ops.stack(list(self._terms(model, y, y_pred, sample_weight).values())))
+        terms = self._terms(model, y, y_pred, sample_weight)
+        return ops.sum(ops.stack(list(terms.values())))
 
     def _terms(self, model, y, y_pred, sample_weight):
         terms = {"multimodal": model._term(y, y_pred["fused"], sample_weight)}
