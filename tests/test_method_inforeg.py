@@ -38,6 +38,7 @@ def test_coefficient_scales_exactly_the_dominant_encoders_proximal_term():
                     value = numpy_values([v])[0] + rng.normal(size=v.shape) * 0.1
                     getattr(state, f"anchor_{name}_{i}").assign(value.astype("float32"))
                     anchors[id(v)] = value
+    state.anchored.assign(1.0)  # the epoch's start is stored
     scores = _scores(model, x, y)
     dominant = max(scores, key=scores.get)
     gap = scores[dominant] - min(scores.values())
@@ -69,17 +70,22 @@ def test_window_closes_when_the_fisher_trace_stops_growing():
     state.epochs.assign(3.0)
     method.on_epoch_begin(model, 3, steps=None)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(state.open), [1.0, 0.0])
-    # The epoch-start weights are the current ones, and the trace restarts.
-    for name, encoder in model.encoders.items():
-        for i, v in enumerate(encoder.trainable_variables):
-            np.testing.assert_array_equal(
-                keras.ops.convert_to_numpy(getattr(state, f"anchor_{name}_{i}")),
-                keras.ops.convert_to_numpy(v),
-            )
     assert float(np.sum(keras.ops.convert_to_numpy(state.fisher))) == 0.0
+    assert float(keras.ops.convert_to_numpy(state.anchored)) == 0.0
+    # The epoch's first step stores the weights it starts from.
+    x, y = random_batch(batch=16, seed=4)
+    start = {
+        f"anchor_{name}_{i}": keras.ops.convert_to_numpy(v)
+        for name, encoder in model.encoders.items()
+        for i, v in enumerate(encoder.trainable_variables)
+    }
+    model.train_on_batch(x, y)
+    for key, value in start.items():
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(getattr(state, key)), value
+        )
     # A closed window: no pull even for the dominant modality.
     state.open.assign(np.zeros(2, "float32"))
-    x, y = random_batch(batch=16, seed=4)
     for v in model.encoders["audio"].trainable_variables:
         v.assign(keras.ops.convert_to_numpy(v) + 0.1)  # away from the anchors
     terms = term_gradients(model, x, y)

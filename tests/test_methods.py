@@ -70,6 +70,21 @@ def test_trains_three_modalities_and_survives_save_and_load(method, tmp_path):
         )
 
 
+@pytest.mark.parametrize("method", NEW_METHODS)
+def test_fit_builds_an_unbuilt_model_and_its_state(method):
+    # On TensorFlow the first training step builds the model, after the
+    # first epoch's hooks; the state's initial values must serve epoch 0.
+    splits = _splits()
+    x, y = splits.numpy("test")
+    model = _model(method, method_options=OPTIONS.get(method))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    logs = model.fit(x, y, epochs=2, batch_size=64, verbose=0).history
+    assert np.all(np.isfinite(logs["loss"]))
+    assert model.built
+    state = getattr(model, "method_state", None)  # stateless methods have none
+    assert state is None or (state.built and state.weights)
+
+
 @pytest.mark.parametrize("method", methods.METHODS)
 def test_every_method_is_registered_with_its_documentation(method):
     cls = methods.get(method)

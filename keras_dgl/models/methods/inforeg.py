@@ -38,9 +38,10 @@ class InfoReg(JointAux):
         window: int. Epochs in the moving average. Defaults to `10`.
 
     State (`model.method_state`): the encoders' weights at the start of the
-    epoch (`anchor_<modality>_<i>`), the Fisher trace being accumulated
-    (`fisher`), the last `window + 1` epoch traces (`traces`), the open
-    windows (`open`), updated by `fit`'s epoch hooks.
+    epoch (`anchor_<modality>_<i>`, stored by the epoch's first step, when
+    `anchored` is 0), the Fisher trace being accumulated (`fisher`), the
+    last `window + 1` epoch traces (`traces`) and the open windows
+    (`open`), updated by `fit`'s epoch hooks.
 
     Departures from the reference code: each modality's window follows its
     own encoder's Fisher trace (the reference reads the audio encoder's for
@@ -83,18 +84,15 @@ class InfoReg(JointAux):
         self.state.add_state("fisher", (count,))
         self.state.add_state("traces", (count, self.options["window"] + 1))
         self.state.add_state("open", (count,), initializer="ones")
+        self.state.add_state("anchored")
         self.state.add_state("epochs")
         self.state.built = True
 
     # Epoch hooks ----------------------------------------------------------------
 
     def on_epoch_begin(self, model, epoch, steps):
-        for name in model.modality_names:
-            for anchor, variable in zip(
-                self.anchors[name], model.encoders[name].trainable_variables
-            ):
-                # A copy: on JAX two variables must not share one buffer.
-                anchor.assign(ops.copy(variable.value))
+        # The epoch's first step stores the weights it starts from.
+        self.state.anchored.assign(0.0)
         if float(ops.convert_to_numpy(self.state.epochs.value)) > 0:
             self.state.open.assign(
                 window_open(self.state.traces.value, self.options["threshold"])
@@ -133,19 +131,26 @@ class InfoReg(JointAux):
             for n in names
             for v, a in zip(model.encoders[n].trainable_variables, self.anchors[n])
         }
+        anchored = self.state.anchored.value > 0.5
         result, fisher = [], {name: 0.0 for name in names}
         for gradient, variable, owner in zip(gradients, variables, owners):
-            if owner is None or gradient is None:
+            if owner is None:
+                result.append(gradient)
+                continue
+            anchor = anchors[id(variable)]
+            anchor.assign(ops.where(anchored, anchor.value, variable.value))
+            if gradient is None:
                 result.append(gradient)
                 continue
             pull = ops.cast(coefficients[owner] * scale, gradient.dtype)
-            gradient = gradient + pull * (variable.value - anchors[id(variable)])
+            gradient = gradient + pull * (variable.value - anchor.value)
             result.append(gradient)
             if len(variable.shape) >= 2:
                 squared = ops.cast(ops.mean(gradient * gradient), "float32")
                 fisher[owner] = fisher[owner] + squared / (scale * scale)
         fisher = ops.stack([ops.cast(fisher[n], "float32") for n in names])
         self.state.fisher.assign(self.state.fisher.value + fisher)
+        self.state.anchored.assign(1.0)
         return result
 
 

@@ -79,7 +79,11 @@ class Method:
         return [_EpochHooks(self)]
 
     def on_epoch_begin(self, model, epoch, steps):
-        """Called before each epoch of `fit` (`steps`: batches per epoch)."""
+        """Called before each epoch of `fit` (`steps`: batches per epoch).
+
+        Skipped before the first epoch if the model is not built yet (the
+        first step builds it): the initial state must suit epoch 0.
+        """
 
     def on_epoch_end(self, model, epoch):
         """Called after each epoch of `fit`."""
@@ -152,14 +156,20 @@ def _check_like(what, value, default):
 
 
 class _EpochHooks(keras.callbacks.Callback):
-    """Calls a method's epoch hooks during `fit`."""
+    """Calls a method's epoch hooks during `fit`.
+
+    A model that `fit` builds in its first step (TensorFlow, without a
+    prior `build`) has no state yet when the first epoch begins; that hook
+    is skipped, so a method's initial state must be right for epoch 0.
+    """
 
     def __init__(self, method):
         super().__init__()
         self._method = method
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._method.on_epoch_begin(self.model, epoch, self.params.get("steps"))
+        if self.model.built:
+            self._method.on_epoch_begin(self.model, epoch, self.params.get("steps"))
 
     def on_epoch_end(self, epoch, logs=None):
         self._method.on_epoch_end(self.model, epoch)

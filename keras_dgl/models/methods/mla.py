@@ -44,8 +44,9 @@ class MLA(Method):
     State (`model.method_state`): the shared `head`, the projector
     (`projection`), the count of head updates (`updates`), and the step
     within the epoch and steps per epoch (`step`, `steps_per_epoch`, set by
-    `fit`'s epoch hooks; with an epoch of unknown length, `a` stays 0.1 in
-    the first epoch).
+    `fit`'s epoch hooks; until the first epoch's length is known, which is
+    at its end for an epoch of unknown length or a model built by its first
+    step, `a` stays 0.1).
 
     Departures from the reference code: its uncertainty weights apply a
     softmax over the batch axis and sum the entropy over the whole batch
@@ -122,14 +123,15 @@ class MLA(Method):
         return ops.sum(uncertainty_weights(logits)[..., None] * logits, axis=0)
 
     def on_epoch_begin(self, model, epoch, steps):
-        self.state.step.assign(0.0)
+        self._steps = steps
         if steps:
             self.state.steps_per_epoch.assign(float(steps))
 
     def on_epoch_end(self, model, epoch):
         # An epoch of unknown length: measure it.
-        if not float(ops.convert_to_numpy(self.state.steps_per_epoch.value)):
-            self.state.steps_per_epoch.assign(self.state.step.value)
+        steps = getattr(self, "_steps", None) or self.state.step.value
+        self.state.steps_per_epoch.assign(ops.cast(steps, "float32"))
+        self.state.step.assign(0.0)
 
     # Step plan -----------------------------------------------------------------
 
@@ -138,6 +140,10 @@ class MLA(Method):
 
     def step_forward(self, model, x, substep):
         x = model._check_input_keys(x, "inputs")
+        if not model.built:
+            # The substeps bypass the model's call, which builds it (and the
+            # shared head and state) on a first step without prior build.
+            model(x, training=True)
         feature = model.encoders[substep](x[substep], training=True)
         logits = ops.cast(self.state.head(feature, training=True), "float32")
         extras = {"feature": ops.stop_gradient(feature)}

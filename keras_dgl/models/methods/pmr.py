@@ -156,7 +156,8 @@ class PMR(Joint):
 def _distances(features, prototypes):
     """Euclidean distance of each example to each prototype, `(batch, classes)`."""
     features = ops.cast(features, "float32")
-    prototypes = ops.stop_gradient(prototypes)
+    # Inside a mixed-precision call a float32 variable reads as bfloat16.
+    prototypes = ops.stop_gradient(ops.cast(prototypes, "float32"))
     difference = ops.expand_dims(features, 1) - ops.expand_dims(prototypes, 0)
     # The square root's gradient is infinite at 0: keep it off 0.
     return ops.sqrt(ops.maximum(ops.sum(difference * difference, axis=-1), 1e-12))
