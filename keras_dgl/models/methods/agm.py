@@ -56,6 +56,17 @@ class AGM(Joint):
     Modulation is applied at every step. At most 8 modalities (the subsets
     are enumerated exactly).
 
+    Example:
+
+    ```python
+    model = keras_dgl.DGLModel(
+        encoders,
+        keras_dgl.layers.ConcatFusion(num_classes=6),
+        method="agm",
+        method_options={"alpha": 1.0},
+    )
+    ```
+
     References:
         - [Li et al., ICCV 2023](https://arxiv.org/abs/2308.07686)
     """

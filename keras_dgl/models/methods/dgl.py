@@ -16,6 +16,17 @@ class DGL(Method):
     scale-invariant optimizers (Adam) `alpha` has no effect; with plain SGD
     it multiplies the encoders' step. No options.
 
+    Example:
+
+    ```python
+    model = keras_dgl.DGLModel(
+        encoders,
+        keras_dgl.layers.ConcatFusion(num_classes=6),
+        method="dgl",
+        alpha=4.0,
+    )
+    ```
+
     References:
         - [Wei, Luo and Luo, ICCV 2025](https://arxiv.org/abs/2507.10213)
     """

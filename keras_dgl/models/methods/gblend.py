@@ -13,6 +13,18 @@ class GBlend(JointAux):
     validation split. No options (the weights are `fused_weight` and
     `alpha`).
 
+    Example:
+
+    ```python
+    model = keras_dgl.DGLModel(
+        encoders,
+        keras_dgl.layers.ConcatFusion(num_classes=6),
+        method="gblend",
+        fused_weight=0.4,
+        alpha={"audio": 0.3, "visual": 0.3},
+    )
+    ```
+
     References:
         - [Wang, Tran and Feiszli, CVPR 2020](https://arxiv.org/abs/1905.12681)
     """

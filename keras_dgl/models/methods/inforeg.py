@@ -50,6 +50,17 @@ class InfoReg(JointAux):
     or more dimensions) enters the trace, not only convolution and dense
     layers by type.
 
+    Example:
+
+    ```python
+    model = keras_dgl.DGLModel(
+        encoders,
+        keras_dgl.layers.ConcatFusion(num_classes=6),
+        method="inforeg",
+        method_options={"strength": 0.95},
+    )
+    ```
+
     References:
         - [Huang et al., CVPR 2025](https://arxiv.org/abs/2503.18595)
     """

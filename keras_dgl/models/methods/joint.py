@@ -11,6 +11,16 @@ class Joint(Method):
     The unimodal predictions are computed on stop-gradient features for
     monitoring only (separate unimodal heads, if any, are then trained as
     linear probes on those detached features). No options.
+
+    Example:
+
+    ```python
+    model = keras_dgl.DGLModel(
+        encoders,
+        keras_dgl.layers.ConcatFusion(num_classes=6),
+        method="joint",
+    )
+    ```
     """
 
     name = "joint"

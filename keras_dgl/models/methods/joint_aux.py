@@ -10,6 +10,17 @@ class JointAux(Method):
 
     The ablation of DGL showing that the disentangling, not the extra loss,
     is what matters: every term reaches every parameter. No options.
+
+    Example:
+
+    ```python
+    model = keras_dgl.DGLModel(
+        encoders,
+        keras_dgl.layers.ConcatFusion(num_classes=6),
+        method="joint_aux",
+        alpha=0.5,
+    )
+    ```
     """
 
     name = "joint_aux"

@@ -57,6 +57,16 @@ class MLA(Method):
     the model's one optimizer, whose iteration count therefore advances
     once per modality per step, as the reference's `optimizer.step()` does.
 
+    Example:
+
+    ```python
+    model = keras_dgl.DGLModel(
+        encoders,
+        keras_dgl.layers.ConcatFusion(num_classes=6),
+        method="mla",
+    )
+    ```
+
     References:
         - [Zhang, Latham and Yao, CVPR 2024](https://arxiv.org/abs/2311.10707)
     """

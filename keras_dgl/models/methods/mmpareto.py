@@ -45,6 +45,17 @@ class MMPareto(JointAux):
     for the reference's setup). Regularization losses of the model are
     added to the combined gradients unchanged.
 
+    Example:
+
+    ```python
+    model = keras_dgl.DGLModel(
+        encoders,
+        keras_dgl.layers.ConcatFusion(num_classes=6),
+        method="mmpareto",
+        method_options={"gamma": 1.5},
+    )
+    ```
+
     References:
         - [Wei and Hu, ICML 2024](https://arxiv.org/abs/2405.17730)
     """

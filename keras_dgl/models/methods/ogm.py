@@ -23,6 +23,17 @@ class OGM(Joint):
     strength is `DGLModel`'s `ogm_alpha` (default 0.1, the reference
     code's; its authors recommend 0.1 for VGGSound and 0.8 for CREMA-D).
 
+    Example:
+
+    ```python
+    model = keras_dgl.DGLModel(
+        encoders,
+        keras_dgl.layers.ConcatFusion(num_classes=6),
+        method="ogm",
+        ogm_alpha=0.8,
+    )
+    ```
+
     References:
         - [Peng et al., CVPR 2022](https://arxiv.org/abs/2203.15332)
     """

@@ -14,6 +14,17 @@ class OGMGE(OGM):
     step). The noise is drawn from a `keras.random.SeedGenerator` owned by
     the model.
 
+    Example:
+
+    ```python
+    model = keras_dgl.DGLModel(
+        encoders,
+        keras_dgl.layers.ConcatFusion(num_classes=6),
+        method="ogm_ge",
+        ogm_alpha=0.8,
+    )
+    ```
+
     References:
         - [Peng et al., CVPR 2022](https://arxiv.org/abs/2203.15332)
     """

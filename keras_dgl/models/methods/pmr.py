@@ -53,6 +53,17 @@ class PMR(Joint):
     on the modality with the smaller score) is generalized to any number of
     modalities by comparing each with the mean of the others.
 
+    Example:
+
+    ```python
+    model = keras_dgl.DGLModel(
+        encoders,
+        keras_dgl.layers.ConcatFusion(num_classes=6),
+        method="pmr",
+        method_options={"alpha": 2.0},
+    )
+    ```
+
     References:
         - [Fan et al., CVPR 2023](https://arxiv.org/abs/2211.07089)
     """

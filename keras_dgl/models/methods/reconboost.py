@@ -58,6 +58,17 @@ class ReconBoost(Method):
     loaded, and the reference's "GA" term is left out: both its inputs are
     detached there, so it changes no gradient.
 
+    Example:
+
+    ```python
+    model = keras_dgl.DGLModel(
+        encoders,
+        keras_dgl.layers.ConcatFusion(num_classes=6),
+        method="reconboost",
+        method_options={"stage_epochs": 1, "rectify_epochs": 1},
+    )
+    ```
+
     References:
         - [Hua et al., ICML 2024](https://arxiv.org/abs/2405.09321)
     """
