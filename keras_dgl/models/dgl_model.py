@@ -9,17 +9,11 @@ import numpy as np
 from keras import ops
 
 from keras_dgl import backend as dgl_backend
-from keras_dgl import registry
 from keras_dgl.layers.fusion_layer import FusionLayer
 from keras_dgl.models import _validation
-from keras_dgl.models import gradient_modulation
+from keras_dgl.models import methods as dgl_methods
 
-# The methods of keras_dgl.registry.METHODS that this class trains.
-METHODS = registry.methods_of("DGLModel")
-# Methods whose encoders learn from the multimodal loss alone, as in "joint".
-JOINT_LIKE_METHODS = ("joint", "ogm", "ogm_ge")
-# Methods whose encoders' gradients are edited inside the training step.
-MODULATED_METHODS = ("ogm", "ogm_ge")
+METHODS = dgl_methods.METHODS
 # Log names that a modality name would collide with.
 RESERVED_NAMES = ("fused", "multimodal", "loss")
 
@@ -31,44 +25,24 @@ class DGLModel(keras.Model):
     One encoder per modality maps that modality's input to a feature vector;
     a fusion layer (`keras_dgl.layers`) maps the features to fused class
     logits and, per modality, to a unimodal prediction. `method` chooses
-    which gradient reaches which parameters:
+    the objective and training step; each is a class in
+    `keras_dgl.models.methods` that documents it (options, published
+    defaults, departures from the reference code, paper):
 
     - `"dgl"`: each encoder is trained only by `alpha * CE(unimodal_m, y)`,
       its own unimodal loss (the fusion weights used for that prediction are
       frozen in it); the fusion layer is trained only by the multimodal loss
       `CE(fused, y)`, computed on stop-gradient features. One backward pass
       of the sum gives each parameter exactly one of the two gradients.
-    - `"joint"`: the ordinary baseline. The multimodal loss trains
-      everything; the unimodal predictions are computed on stop-gradient
-      features for monitoring only (separate unimodal heads, if any, are
-      then trained as linear probes on those detached features).
-    - `"joint_aux"`: multimodal loss plus `alpha` times the unimodal losses,
-      with no stop-gradient: the ablation showing that the disentangling,
-      not the extra loss, is what matters.
-    - `"ogm"` and `"ogm_ge"`: On-the-fly Gradient Modulation (Peng et al.,
-      2022), a baseline. The objective is that of `"joint"`, but in each
-      training step the encoder gradients are edited before the optimizer
-      applies them: with `s_m` the batch sum of modality `m`'s softmax
-      probability of the true class (from its unimodal prediction) and
-      `rho_m = s_m / mean(s_n, n != m)`, the gradients of encoder `m` are
-      multiplied by `k_m = 1 - tanh(ogm_alpha * rho_m)` when `rho_m > 1`
-      (Eq. 10 of the paper; `k_m = 1` otherwise), slowing the leading
-      modality. `"ogm_ge"` adds the generalization enhancement: Gaussian
-      noise with, per variable, the standard deviation of that variable's
-      unmodulated gradient, on every encoder. Unlike the reference code,
-      every encoder variable is modulated (not only convolution kernels), the
-      unimodal logits keep the full fusion bias (not half of it), and
-      modulation is applied at every step (the reference stops after epoch
-      50 of 100). A custom training step per backend
-      (`keras_dgl.backend.train_step`) does this, since the noise needs the
-      gradient itself. With Adam-type optimizers a constant `k_m` barely
-      matters (they are invariant to a gradient's scale); the paper uses SGD.
-    - `"gblend"`: Gradient-Blending (Wang et al., 2020), a baseline. The
-      objective of `"joint_aux"` with one weight per term:
-      `fused_weight * CE(fused, y) + sum_m alpha[m] * CE(unimodal_m, y)`,
-      where the weights come from `keras_dgl.gblend_weights`, which
-      estimates them from each term's overfitting-to-generalization ratio on
-      a validation split.
+    - `"joint"`: the multimodal loss trains everything (unimodal
+      predictions on detached features, for monitoring).
+    - `"joint_aux"`: multimodal loss plus `alpha` times the unimodal
+      losses, nothing detached (the ablation of DGL).
+    - baselines: `"ogm"`, `"ogm_ge"` (Peng et al., 2022), `"gblend"`
+      (Wang et al., 2020), `"mmpareto"` (Wei and Hu, 2024), `"agm"` (Li et
+      al., 2023), `"inforeg"` (Huang et al., 2025), `"pmr"` (Fan et al.,
+      2023), `"mla"` (Zhang et al., 2024) and `"reconboost"` (Hua et al.,
+      2024).
 
     What `alpha` does depends on the optimizer. Under `"dgl"` the encoders
     see only the unimodal term, so with plain SGD `alpha` multiplies the
@@ -79,7 +53,8 @@ class DGLModel(keras.Model):
     it clips their joint norm; `clipnorm` clips per variable.
 
     `model(x)` returns a dict `{"fused": logits, "unimodal": {name: logits}}`
-    with float32 logits. `model.predict(x)` returns the fused logits only;
+    with float32 logits (`"pmr"` adds `"prototype": {name: logits}`).
+    `model.predict(x)` returns the fused logits only;
     `model.predict_modalities(x)` returns every prediction. `compile()` uses
     sparse categorical cross-entropy on logits when it gets no `loss`; a
     given `loss` is used for every term. Compiled metrics apply to the fused
@@ -110,13 +85,17 @@ class DGLModel(keras.Model):
         fusion: a `keras_dgl.layers.FusionLayer` (e.g. `ConcatFusion`).
         alpha: float, or dict mapping every modality name to a float. Weight
             of each unimodal loss; must be non-negative. Defaults to `1.0`.
-        method: str, one of `"dgl"`, `"joint"`, `"joint_aux"`, `"ogm"`,
-            `"ogm_ge"`, `"gblend"`. Defaults to `"dgl"`.
+        method: str, one of `keras_dgl.models.methods.METHODS`. Defaults to
+            `"dgl"`.
         fused_weight: float. Weight of the multimodal loss term; must be
             non-negative. Meant for `"gblend"`. Defaults to `1.0`.
         ogm_alpha: float. Modulation strength of `"ogm"` / `"ogm_ge"` (the
             paper's alpha). Defaults to `0.1`, the reference code's default;
             its authors recommend 0.1 for VGGSound and 0.8 for CREMA-D.
+        method_options: dict or `None`. Options of the method (see its class
+            in `keras_dgl.models.methods`, e.g. `{"gamma": 1.5}` for
+            `"mmpareto"`); unset ones take the published defaults.
+            Defaults to `None`.
         **kwargs: standard `keras.Model` arguments (e.g. `name`).
 
     Example:
@@ -151,6 +130,7 @@ class DGLModel(keras.Model):
         method="dgl",
         fused_weight=1.0,
         ogm_alpha=0.1,
+        method_options=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -162,10 +142,7 @@ class DGLModel(keras.Model):
                 "both the fused and the per-modality predictions. Received: "
                 f"{type(fusion).__name__}"
             )
-        if method not in METHODS:
-            raise ValueError(
-                f"Unknown `method` {method!r}. Expected one of {METHODS}."
-            )
+        method_class = dgl_methods.get(method)
         self.encoders = {name: encoders[name] for name in self.modality_names}
         self.fusion = fusion
         self.method = method
@@ -174,11 +151,9 @@ class DGLModel(keras.Model):
         self.alpha = dict(self._alphas) if isinstance(alpha, dict) else float(alpha)
         self.fused_weight = _check_non_negative("fused_weight", fused_weight)
         self.ogm_alpha = _check_non_negative("ogm_alpha", ogm_alpha)
-        # OGM-GE's gradient noise; created only for that method, so other
-        # models keep exactly their variables.
-        self._noise_seed = (
-            keras.random.SeedGenerator() if method == "ogm_ge" else None
-        )
+        self.method_options = method_options
+        # Validates the options; a stateful method attaches its state here.
+        self._method = method_class(self, method_options)
         self._term_loss = None
         self._term_trackers = {
             "multimodal_loss": keras.metrics.Mean(name="multimodal_loss")
@@ -215,53 +190,23 @@ class DGLModel(keras.Model):
             name: shape[-1] for name, shape in feature_shapes.items()
         }
         self._accepted_example_shapes = set()
+        self._method.build(self, feature_shapes)
         self.built = True
 
     # Forward pass ----------------------------------------------------------
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, return_extras=False):
+        outputs, extras = self._forward(inputs, training, extras=return_extras)
+        return (outputs, extras) if return_extras else outputs
+
+    def _forward(self, inputs, training, extras=False):
         inputs = self._check_input_keys(inputs, "inputs")
         features = {}
         for name in self.modality_names:
             feature = self.encoders[name](inputs[name], training=training)
             self._check_feature_shape(name, feature.shape)
             features[name] = feature
-        detached = {name: ops.stop_gradient(f) for name, f in features.items()}
-        if self.method == "dgl":
-            fused = self.fusion(detached, training=training)
-            unimodal = self._unimodal_through_frozen_fusion(features, training)
-        elif self.method in JOINT_LIKE_METHODS:
-            fused = self.fusion(features, training=training)
-            unimodal = self._unimodal_through_frozen_fusion(detached, training)
-        else:  # joint_aux, gblend
-            fused = self.fusion(features, training=training)
-            unimodal = self.fusion(features, unimodal=True, training=training)
-        return {
-            "fused": ops.cast(fused, "float32"),
-            "unimodal": {
-                name: ops.cast(unimodal[name], "float32")
-                for name in self.modality_names
-            },
-        }
-
-    def _unimodal_through_frozen_fusion(self, features, training):
-        """Unimodal predictions whose gradient cannot reach the fusion weights.
-
-        The weights on the fused path are swapped for stop-gradient copies of
-        their current values (a StatelessScope), so the unimodal losses reach
-        the encoders through them without training them. Separate unimodal
-        heads stay live. This works for any fusion layer, sublayers included.
-        """
-        frozen = {id(v) for v in self.fusion.fused_path_variables()}
-        mapping = [
-            (v, ops.stop_gradient(v.value) if id(v) in frozen else v.value)
-            for v in self.fusion.trainable_variables
-        ]
-        # Non-trainable state must be mapped too: on JAX an unmapped variable
-        # would be read as a constant captured at trace time.
-        mapping += [(v, v.value) for v in self.fusion.non_trainable_variables]
-        with keras.StatelessScope(state_mapping=mapping):
-            return self.fusion(features, unimodal=True, training=training)
+        return self._method.forward(self, features, training, extras=extras)
 
     # Objective -------------------------------------------------------------
 
@@ -327,6 +272,8 @@ class DGLModel(keras.Model):
             self._check_data("fit", *validation_data[:3], what="validation_data")
         elif validation_data is not None:
             self._check_data("fit", validation_data, what="validation_data")
+        # Stateful methods keep their epoch hooks in a callback.
+        callbacks = list(callbacks or []) + self._method.fit_callbacks(self)
         with dgl_backend.state_kept_on_error(self, _input_shapes(x)):
             return super().fit(
                 x,
@@ -370,34 +317,10 @@ class DGLModel(keras.Model):
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
         y = self._check_labels(y, y_pred["fused"])
-        total = self._term(y, y_pred["fused"], sample_weight)
-        if self.fused_weight != 1.0:
-            total = ops.multiply(self.fused_weight, total)
-        if self._trains_unimodal_terms():
-            for name in self.modality_names:
-                weight = self._alphas[name]
-                if weight:
-                    term = self._term(y, y_pred["unimodal"][name], sample_weight)
-                    total = ops.add(total, ops.multiply(weight, term))
+        total = self._method.loss(self, y, y_pred, sample_weight, training)
         for extra in self.losses:
             total = ops.add(total, ops.cast(ops.sum(extra), total.dtype))
         return total
-
-    def _trains_unimodal_terms(self):
-        if self.method in JOINT_LIKE_METHODS:
-            # Under joint training only separate heads (as probes) learn from them.
-            return self.fusion.unimodal_head == "separate"
-        return True
-
-    def term_loss(self, y, logits, sample_weight=None):
-        """The compiled, unweighted loss of one prediction, as float32.
-
-        Every term of the objective uses it (what `multimodal_loss` and
-        `<name>_loss` log); diagnostics and the fusion refit score with it.
-        Raises `RuntimeError` before `compile()`. Example:
-        `model.term_loss(y, model(x, training=False)["fused"])`.
-        """
-        return self._term(y, logits, sample_weight)
 
     def _term(self, y, logits, sample_weight):
         if self._term_loss is None:
@@ -405,30 +328,13 @@ class DGLModel(keras.Model):
         return ops.cast(self._term_loss(y, logits, sample_weight), "float32")
 
     def train_step(self, *args):
-        if self.method in MODULATED_METHODS:
-            # OGM-GE's noise is scaled by each variable's gradient, which only
-            # a training step sees; the step is a thin per-backend adapter.
-            return dgl_backend.train_step(self, self._modulate_gradients, *args)
-        if dgl_backend.needs_ordered_step():
-            # The stock TensorFlow step can apply an update before a
-            # stop-gradient read of the same weight has been consumed.
-            return dgl_backend.train_step(self, None, *args)
+        # The stock TensorFlow step can apply an update before a stop-gradient
+        # read of the same weight has been consumed; methods that edit the
+        # gradients need their own step on every backend. Both are thin
+        # per-backend adapters around the method's step plan.
+        if self._method.own_step or dgl_backend.needs_ordered_step():
+            return dgl_backend.method_train_step(self, self._method, *args)
         return super().train_step(*args)
-
-    def _modulate_gradients(self, gradients, y, y_pred):
-        """OGM(-GE) edit of a step's gradients (aligned with trainable_variables)."""
-        coefficients, _ = gradient_modulation.ogm_coefficients(
-            y_pred["unimodal"], y, self.ogm_alpha
-        )
-        owner = {
-            id(v): name
-            for name in self.modality_names
-            for v in self.encoders[name].trainable_variables
-        }
-        owners = [owner.get(id(v)) for v in self.trainable_variables]
-        return gradient_modulation.modulate_gradients(
-            gradients, owners, coefficients, noise_seed=self._noise_seed
-        )
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         fused = y_pred["fused"]
@@ -498,6 +404,7 @@ class DGLModel(keras.Model):
                 "method": self.method,
                 "fused_weight": self.fused_weight,
                 "ogm_alpha": self.ogm_alpha,
+                "method_options": self.method_options,
             }
         )
         return config
