@@ -34,8 +34,8 @@ from keras_dgl.datasets import (
 )
 from keras_dgl.datasets.presets import AVE_CLASSES, CREMA_D_CLASSES
 
-# The module (the package attribute of the same name is the function).
-prepare_module = importlib.import_module("keras_dgl.datasets.prepare")
+# prepare's shard writer (the interrupt test wraps its `_finish_shard`).
+shards_module = importlib.import_module("keras_dgl.datasets._shards")
 SMALL = dict(image_size=32, batch_size=4)
 QUIET = dict(verbose=0)
 # Stored at the fake frames' size (40 x 52), so raw and prepared frames are
@@ -189,7 +189,7 @@ def test_interrupted_prepare_resumes_without_rewriting_shards(
         crema, tmp_path, monkeypatch):
     raw, reference, _ = crema
     out = str(tmp_path / "out")
-    real_finish = prepare_module._finish_shard
+    real_finish = shards_module._finish_shard
     finished = []
 
     def finish_then_die(*args):
@@ -198,10 +198,10 @@ def test_interrupted_prepare_resumes_without_rewriting_shards(
         finished.append(real_finish(*args))
         return finished[-1]
 
-    monkeypatch.setattr(prepare_module, "_finish_shard", finish_then_die)
+    monkeypatch.setattr(shards_module, "_finish_shard", finish_then_die)
     with pytest.raises(KeyboardInterrupt):
         prepare("crema-d", raw, out, shard_size_mb=0.3, **SOURCE_SIZE, **QUIET)
-    monkeypatch.setattr(prepare_module, "_finish_shard", real_finish)
+    monkeypatch.setattr(shards_module, "_finish_shard", real_finish)
     assert not os.path.exists(os.path.join(out, "manifest.json"))
     assert any(".tmp-" in name for name in os.listdir(out))
     with pytest.raises(ValueError, match="unfinished.*prepare"):
