@@ -24,6 +24,7 @@ import tensorflow as tf
 
 import keras_dgl
 from av_test_utils import jpeg_segment, make_tree, tone, write_jpeg, write_wav
+from keras_dgl import registry
 from keras_dgl.datasets import (
     ave,
     crema_d,
@@ -406,14 +407,13 @@ def _tiny_encoder():
     return keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(4)])
 
 
-@pytest.mark.parametrize("name", ["crema-d", "kinetics-sounds", "ave",
-                                  "vggsound"])
+@pytest.mark.parametrize(
+    "name", [n for n, d in registry.DATASETS.items() if not d.builtin])
 def test_every_preset_trains_from_prepared_shards(tmp_path, name):
     raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
     _preset_tree(name, raw)
     prepare(name, raw, out, frame_size=20, **QUIET)
-    loader = getattr(keras_dgl.datasets,
-                     keras_dgl.datasets.PRESETS[name]["loader"])
+    loader = registry.dataset_loader(name)
     splits = loader(out, validation_fraction=0.0, augment="device",
                     image_size=16, batch_size=2, spec_augment=True)
     encoders = keras_dgl.preprocessing.attach(
