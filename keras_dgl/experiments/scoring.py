@@ -5,8 +5,11 @@ them once (in inference mode) and every score is computed from those
 features: the fused and per-modality test accuracy (the fusion layer on the
 features), the linear probes (train and test features), the modality
 contribution, drop-one and Shapley (a zeroed modality is its encoder's
-output on zeros, computed once and repeated), the fusion refit (train and validation features) and
-the refit model's test accuracy.
+output on zeros, computed once and repeated), the fusion refit (train and
+validation features) and the refit model's test accuracy. With
+`max_probe_examples`, each probe is fitted on a seeded sample of the training
+split, and only the sampled examples are encoded unless the refit needs every
+training feature anyway.
 """
 
 import time
@@ -18,6 +21,7 @@ from keras_dgl import backend as dgl_backend
 from keras_dgl.diagnostics.linear_probe import probe_accuracy
 from keras_dgl.diagnostics.shapley_contribution import shapley_values
 from keras_dgl.utils.accuracy import accuracy
+from keras_dgl.utils.data_adapter import batches
 from keras_dgl.utils.encoder_features import encoder_features
 
 # Inference batches: larger than training ones, since they cost less per
@@ -60,6 +64,57 @@ class EncodedSplits:
             )
         return self._cache[split]
 
+    def sample(self, split, size, seed, encode_all=False):
+        """Features and labels of a seeded uniform sample of one split.
+
+        A split whose features are already computed is sampled from them;
+        otherwise the split is streamed and only the examples that enter
+        the sample are encoded (expected about
+        `size * (1 + ln(n / size))` of `n`). Both ways pick the same
+        examples for the same seed, in split order.
+
+        Args:
+            split: str. `"train"`, `"validation"` or `"test"`.
+            size: int. Most examples (all of a smaller split).
+            seed: int. Seed of the choice.
+            encode_all: bool. Encode the whole split first (and keep it),
+                for a caller that needs every feature anyway.
+
+        Returns:
+            `(features, labels)`, as `encoded[split]` gives them.
+
+        Example:
+
+        ```python
+        features, labels = encoded.sample("train", 10_000, seed=0)
+        ```
+        """
+        reservoir = _Reservoir(size, seed)
+        if encode_all or split in self._cache:
+            features, labels = self[split]
+            reservoir.offer(len(labels))
+            chosen = reservoir.chosen()
+            return {n: f[chosen] for n, f in features.items()}, labels[chosen]
+        features, labels = {}, None
+        with dgl_backend.no_grad():
+            for x, y in batches(self.splits.unaugmented(split), self.batch_size):
+                keep, slots = reservoir.offer(len(y))
+                if not len(keep):
+                    continue
+                for name, encoder in self.encoders.items():
+                    value = _numpy(encoder(x[name][keep], training=False))
+                    if name not in features:
+                        features[name] = np.zeros((reservoir.size,) + value.shape[1:],
+                                                  "float32")
+                    features[name][slots] = value
+                if labels is None:
+                    labels = np.zeros((reservoir.size,) + y.shape[1:], y.dtype)
+                labels[slots] = y[keep]
+        if labels is None:
+            raise ValueError(f"The {split!r} split holds no batch.")
+        order = reservoir.slot_order()
+        return {n: f[order] for n, f in features.items()}, labels[order]
+
     def zeros(self):
         """Each encoder's features of an all-zero input, shape `(1, dim)`."""
         if self._zeros is None:
@@ -72,6 +127,70 @@ class EncodedSplits:
                     for name, encoder in self.encoders.items()
                 }
         return self._zeros
+
+
+class _Reservoir:
+    """A seeded uniform sample of at most `size` positions of a stream.
+
+    Algorithm R: the first `size` positions fill the sample; position
+    `i >= size` then takes slot `floor(u * (i + 1))` when that is below
+    `size`, with one `u ~ U[0, 1)` drawn per position. Whether an example
+    enters therefore depends on its position and the seed only, so it is
+    decided before the example is encoded, and the same seed picks the same
+    positions however the stream is batched.
+
+    Args:
+        size: int. Most positions kept (at least 1).
+        seed: int. Seed of the draws.
+
+    Example:
+
+    ```python
+    reservoir = _Reservoir(100, seed=0)
+    for x, y in batches(data):
+        keep, slots = reservoir.offer(len(y))  # store x[keep] in slots
+    reservoir.chosen()  # the sampled positions, sorted
+    ```
+    """
+
+    def __init__(self, size, seed):
+        if int(size) < 1:
+            raise ValueError(f"A sample needs a size of at least 1; got {size!r}.")
+        self.size = int(size)
+        self.seen = 0
+        self._rng = np.random.default_rng(seed)
+        self._positions = np.full(self.size, -1, np.int64)
+
+    def offer(self, count):
+        """Offers the next `count` positions.
+
+        Returns:
+            `(keep, slots)`: the indices (within these `count`) that enter
+            the sample, and the slot each takes. A slot taken twice within
+            one offer keeps the later position, as one at a time would.
+        """
+        positions = self.seen + np.arange(int(count), dtype=np.int64)
+        slots = positions.copy()
+        late = positions >= self.size
+        slots[late] = np.floor(
+            self._rng.random(int(late.sum())) * (positions[late] + 1)
+        ).astype(np.int64)
+        entering = np.flatnonzero(slots < self.size)
+        # The last offer of each slot wins: unique on the reversed order.
+        _, last = np.unique(slots[entering][::-1], return_index=True)
+        keep = np.sort(entering[::-1][last])
+        self._positions[slots[keep]] = positions[keep]
+        self.seen += int(count)
+        return keep, slots[keep]
+
+    def slot_order(self):
+        """The filled slots, ordered by the position each holds."""
+        filled = min(self.seen, self.size)
+        return np.argsort(self._positions[:filled], kind="stable")
+
+    def chosen(self):
+        """The sampled positions, sorted."""
+        return self._positions[self.slot_order()]
 
 
 def feature_predictor(model):
@@ -110,7 +229,12 @@ def fusion_predictions(predict, features, batch_size=INFERENCE_BATCH):
     parts = {key: [] for key in ["fused"] + names}
     with dgl_backend.no_grad():
         for start in range(0, count, batch_size):
-            chunk = {n: features[n][start:start + batch_size] for n in names}
+            # Tensors: a method's forward pass may use ops (torch's
+            # `stop_gradient`) that take no NumPy arrays.
+            chunk = {
+                n: keras.ops.convert_to_tensor(features[n][start:start + batch_size])
+                for n in names
+            }
             outputs = predict(chunk)
             parts["fused"].append(_numpy(outputs["fused"]))
             for name in names:
@@ -190,7 +314,8 @@ def score_run(model, encoders, run, splits, config, log, counter):
             }
         }
     scores["probe_accuracy"] = (
-        probe_accuracy(*encoded["train"], test_x, test_y) if config.probe else {}
+        probe_accuracy(*probe_training_features(encoded, run, config), test_x, test_y)
+        if config.probe else {}
     )
     if run.modality is not None:
         return scores
@@ -201,6 +326,21 @@ def score_run(model, encoders, run, splits, config, log, counter):
         log(f"{counter} {run.name}: no fusion refit ({run.method}'s fused "
             "prediction does not come from the fusion layer)")
     return scores
+
+
+def probe_training_features(encoded, run, config):
+    """The training features the run's probes are fitted on.
+
+    All of them, or with `config.max_probe_examples` a sample of that many
+    seeded by the run's seed (from every training feature when the refit
+    computes them anyway, else streamed: only the sample is encoded).
+    """
+    if config.max_probe_examples is None:
+        return encoded["train"]
+    return encoded.sample(
+        "train", config.max_probe_examples, seed=run.seed,
+        encode_all=config.refit and run.modality is None,
+    )
 
 
 def zero_contribution(predict, encoded):
