@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 _ATTRIBUTES = {
     "DGLModel": "keras_dgl.models.dgl_model",
     "gblend_weights": "keras_dgl.models.gblend",
+    "load_model": "keras_dgl.models.saving",
 }
 _SUBMODULES = (
     "backend",
@@ -34,6 +35,7 @@ _SUBMODULES = (
     "layers",
     "models",
     "optimizers",
+    "preprocessing",
     "refit",
     "registry",
     "tuner",
@@ -47,6 +49,7 @@ _SERIALIZABLE = (
     "keras_dgl.layers",
     "keras_dgl.models",
     "keras_dgl.optimizers",
+    "keras_dgl.preprocessing",
 )
 
 __all__ = [
@@ -56,6 +59,8 @@ __all__ = [
     "encoders",
     "gblend_weights",
     "layers",
+    "load_model",
+    "preprocessing",
 ]
 
 if typing.TYPE_CHECKING:  # For static analysis only; never run.
@@ -63,8 +68,10 @@ if typing.TYPE_CHECKING:  # For static analysis only; never run.
     from keras_dgl import diagnostics  # noqa: F401
     from keras_dgl import encoders  # noqa: F401
     from keras_dgl import layers  # noqa: F401
+    from keras_dgl import preprocessing  # noqa: F401
     from keras_dgl.models.dgl_model import DGLModel  # noqa: F401
     from keras_dgl.models.gblend import gblend_weights  # noqa: F401
+    from keras_dgl.models.saving import load_model  # noqa: F401
 
 
 def __getattr__(name):

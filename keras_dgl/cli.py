@@ -66,6 +66,19 @@ Exit status: 0 done, 1 a run diverged (non-finite loss), 2 bad options,
 data or output folder, 130 interrupted.
 """
 
+_PREPARE_EPILOG = """\
+Each clip is decoded once, in parallel over the host's cores, into TFRecord
+shards of about 100 MB plus manifest.json (keras_dgl.datasets.prepare).
+Then give the output folder to --data-dir: keras-dgl train and the loaders
+(keras_dgl.datasets.crema_d(...), ...) read the shards instead of the raw
+clips. Running the same command again resumes an interrupted prepare;
+finished shards are never rewritten.
+
+examples:
+  keras-dgl prepare --dataset crema-d --data-dir /data/CREMA-D --out /data/crema-d-prepared
+  keras-dgl train --dataset crema-d --data-dir /data/crema-d-prepared
+"""
+
 _TUNE_EPILOG = """\
 The search space: method (dgl, joint, joint_aux), alpha (when the method
 uses it), learning rate (SGD with momentum 0.9) and fusion layer; see
@@ -122,6 +135,8 @@ def _positive_float(text):
 
 
 def _methods(text):
+    if text.strip() == "all":
+        return tuple(registry.METHODS)
     methods = [m.strip() for m in text.split(",") if m.strip()]
     unknown = [m for m in methods if m not in registry.METHODS]
     if unknown or not methods:
@@ -169,7 +184,7 @@ def build_parser():
     """The `keras-dgl` argument parser (standard library only).
 
     Returns:
-        An `argparse.ArgumentParser` with the `train` and `tune`
+        An `argparse.ArgumentParser` with the `train`, `prepare` and `tune`
         sub-commands.
 
     Example:
@@ -203,7 +218,8 @@ def build_parser():
     train.add_argument("--dataset", choices=tuple(registry.DATASETS), default="smartwatch",
                        help="data set (default: smartwatch, built in)")
     train.add_argument("--data-dir", metavar="DIR",
-                       help="data folder; required for crema-d, kinetics-sounds, ave")
+                       help="data folder; required for crema-d, kinetics-sounds, ave, vggsound "
+                            "(raw clips, or a folder written by keras-dgl prepare)")
     train.add_argument("--data-option", metavar="KEY=VALUE", type=_data_option,
                        action="append", default=[],
                        help="extra argument of the dataset loader, e.g. "
@@ -217,7 +233,7 @@ def build_parser():
                             "Acts as an encoder learning-rate factor with SGD; "
                             "no effect on DGL with Adam")
     train.add_argument("--methods", type=_methods, default=DEFAULT_METHODS,
-                       help=f"comma list of {', '.join(registry.METHODS)} (default: "
+                       help=f"comma list of {', '.join(registry.METHODS)}, or all (default: "
                             f"{','.join(DEFAULT_METHODS)}; see 'methods' below)")
     train.add_argument("--ogm-alpha", type=_non_negative_float, default=0.1,
                        help="modulation strength of ogm and ogm_ge (default: "
@@ -252,6 +268,45 @@ def build_parser():
                        help="output folder, also used to resume (default: ./dgl-results)")
     train.add_argument("-q", "--quiet", action="store_true",
                        help="no per-epoch training output")
+
+    prepare = commands.add_parser(
+        "prepare",
+        prog=f"{PROG} prepare",
+        help="decode an audio-visual data set once into TFRecord shards",
+        description=textwrap.fill(
+            "Decode every clip of an audio-visual data set once (frames "
+            "resized to uint8, audio as a spectrogram or waveform) into "
+            "sharded TFRecord files with a manifest, so that training reads "
+            "bytes instead of decoding WAV and JPEG files at every step."
+        ),
+        epilog=_PREPARE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    prepare.add_argument("--dataset", required=True,
+                         choices=tuple(n for n, d in registry.DATASETS.items()
+                                       if not d.builtin),
+                         help="audio-visual data set")
+    prepare.add_argument("--data-dir", metavar="RAW", required=True,
+                         help="the raw data folder (CSV lists, audio/, visual/)")
+    prepare.add_argument("--out", metavar="PREPARED", required=True,
+                         help="output folder for the shards and manifest.json")
+    prepare.add_argument("--frame-size", type=_positive_int, default=256,
+                         help="short side of the stored frames in pixels "
+                              "(default: 256)")
+    prepare.add_argument("--train-frames", type=_positive_int,
+                         help="frames kept per training clip (default: all, so "
+                              "that the random frame choice stays possible)")
+    prepare.add_argument("--workers", type=_positive_int,
+                         help="parallel decoders (default: the host's cores)")
+    prepare.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                         help="a clip that cannot be decoded stops the run "
+                              "(raise, default) or is left out and listed (skip)")
+    prepare.add_argument("--data-option", metavar="KEY=VALUE", type=_data_option,
+                         action="append", default=[],
+                         help="extra argument of the dataset's loader, e.g. "
+                              "sample_rate=16000 (repeatable)")
+    prepare.add_argument("-q", "--quiet", action="store_true",
+                         help="no progress bar")
 
     tune = commands.add_parser(
         "tune",
@@ -331,7 +386,7 @@ def main(argv=None):
     # tf.data threads that feed them (benchmarks/RESULTS.md).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-    if args.backend:
+    if getattr(args, "backend", None):
         loaded = _loaded_keras_backend()
         if loaded is not None and loaded != args.backend:
             # Keras fixes its backend when first imported. `import keras_dgl`
@@ -355,6 +410,8 @@ def main(argv=None):
         verbose = 1 if sys.stdout.isatty() else 2
     if args.command == "tune":
         return _tune(args, verbose)
+    if args.command == "prepare":
+        return _prepare(args, verbose)
     return _train(config, args, verbose)
 
 
@@ -429,6 +486,43 @@ def _tune(args, verbose):
     path = os.path.join(args.out, "best.json")
     store.write_json(path, saved)
     print(f"Saved to {path}")
+    return 0
+
+
+def _prepare(args, verbose):
+    from keras_dgl.datasets.prepare import prepare  # Imports TensorFlow.
+
+    try:
+        summary = prepare(
+            args.dataset,
+            args.data_dir,
+            args.out,
+            frame_size=args.frame_size,
+            train_frames=args.train_frames,
+            workers=args.workers,
+            on_error=args.on_error,
+            verbose=1 if verbose else 0,
+            **dict(args.data_option),
+        )
+    except (ValueError, OSError) as error:
+        return _fail(f"{PROG} prepare: error: {error}")
+    except TypeError as error:
+        # An unknown --data-option reaches the loader as a keyword argument.
+        return _fail(f"{PROG} prepare: error: bad --data-option: {error}")
+    except KeyboardInterrupt:
+        return _fail(
+            f"{PROG} prepare: interrupted; run the same command again to resume "
+            f"(finished shards in {os.path.abspath(args.out)} are kept)",
+            status=130,
+        )
+    counts = ", ".join(f"{split} {n}" for split, n in summary["counts"].items())
+    print(
+        f"Prepared {args.dataset} in {os.path.abspath(args.out)}: {counts} clips, "
+        f"{summary['shards']} shards, {summary['bytes'] / 1e6:.0f} MB; "
+        f"{summary['decoded']} decoded, {summary['reused']} reused from an "
+        f"earlier run, {len(summary['skipped'])} skipped; "
+        f"{summary['seconds']:.1f} s"
+    )
     return 0
 
 

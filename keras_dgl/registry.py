@@ -55,6 +55,9 @@ class Method:
             calls before training a run of this method, to get extra model
             keyword arguments (Gradient-Blending estimates its loss weights
             there). Defaults to `None`.
+        strategy: str or `None`. For a method of `DGLModel`: the name of its
+            class in `keras_dgl.models.methods` (its objective and step).
+            Defaults to `None`.
     """
 
     summary: str
@@ -63,6 +66,7 @@ class Method:
     uses_alpha: bool = False
     settings: tuple = ()
     prepare: Optional[str] = None
+    strategy: Optional[str] = None
 
 
 # In the order the experiment's table lists them.
@@ -72,24 +76,28 @@ METHODS = {
         "the multimodal loss on detached features",
         "Wei, Luo and Luo, ICCV 2025",
         uses_alpha=True,
+        strategy="DGL",
     ),
-    "joint": Method("the multimodal loss trains everything"),
+    "joint": Method("the multimodal loss trains everything", strategy="Joint"),
     "joint_aux": Method(
         "multimodal loss + `alpha` × unimodal losses, nothing detached",
         "ablation of DGL",
         uses_alpha=True,
+        strategy="JointAux",
     ),
     "ogm": Method(
         "joint training; at each step the leading modality's encoder gradients "
         "are scaled down (strength `--ogm-alpha`, default 0.1)",
         "OGM-GE, Peng et al., CVPR 2022",
         settings=("ogm_alpha",),
+        strategy="OGM",
     ),
     "ogm_ge": Method(
         "`ogm` plus Gaussian noise on the encoder gradients (generalization "
         "enhancement)",
         "OGM-GE, Peng et al., CVPR 2022",
         settings=("ogm_alpha",),
+        strategy="OGMGE",
     ),
     "gblend": Method(
         "multimodal and unimodal losses weighted by their "
@@ -99,6 +107,50 @@ METHODS = {
         "Gradient-Blending, Wang, Tran and Feiszli, CVPR 2020",
         uses_alpha=True,
         prepare="keras_dgl.experiments.gblend:prepare",
+        strategy="GBlend",
+    ),
+    "mmpareto": Method(
+        "multimodal + unimodal losses; per encoder, conflicting gradients "
+        "combined with min-norm Pareto weights, agreeing ones summed, "
+        "magnitude rescaled (option `gamma`, default 1.5)",
+        "MMPareto, Wei and Hu, ICML 2024",
+        uses_alpha=True,
+        strategy="MMPareto",
+    ),
+    "agm": Method(
+        "joint training; each encoder's gradients scaled by a coefficient "
+        "from its Shapley mono-modal response's loss against its running "
+        "mean (option `alpha`, default 1.0)",
+        "AGM, Li et al., ICCV 2023",
+        strategy="AGM",
+    ),
+    "inforeg": Method(
+        "multimodal + unimodal losses; during the prime learning window "
+        "(Fisher-trace growth) the dominant encoder is pulled back towards "
+        "its epoch-start weights",
+        "InfoReg, Huang et al., CVPR 2025",
+        uses_alpha=True,
+        strategy="InfoReg",
+    ),
+    "pmr": Method(
+        "joint training; prototype (class-mean) cross-entropy on the slow "
+        "modality, entropy regularization of the dominant one early on",
+        "PMR, Fan et al., CVPR 2023",
+        strategy="PMR",
+    ),
+    "mla": Method(
+        "modalities trained in turn through one shared head whose gradient "
+        "is projected away from earlier modalities' inputs; "
+        "uncertainty-weighted fusion at test time",
+        "MLA, Zhang, Latham and Yao, CVPR 2024",
+        strategy="MLA",
+    ),
+    "reconboost": Method(
+        "modalities boosted in turn (others frozen) with a KL-based "
+        "reconcilement weight against the other modalities' ensemble, "
+        "alternating with global rectification; ensemble prediction",
+        "ReconBoost, Hua et al., ICML 2024",
+        strategy="ReconBoost",
     ),
     "unimodal": Method(
         "one encoder + dense head per modality, trained alone", model=None
@@ -164,6 +216,7 @@ DATASETS = {
         "kinetics_sounds", "Kinetics-Sounds audio + video frames (--data-dir)"
     ),
     "ave": Dataset("ave", "AVE audio + video frames (--data-dir)"),
+    "vggsound": Dataset("vggsound", "VGGSound audio + video frames (--data-dir)"),
 }
 
 # Name -> what it trains with (keras_dgl.optimizers.make_optimizer builds it).

@@ -9,6 +9,8 @@ from keras_dgl.diagnostics.linear_probe import linear_probe
 from keras_dgl.diagnostics.linear_probe import probe_accuracy
 from keras_dgl.diagnostics.modality_contribution import modality_contribution
 from keras_dgl.diagnostics.plot_gradient_ratios import plot_gradient_ratios
+from keras_dgl.diagnostics.shapley_contribution import shapley_contribution
+from keras_dgl.diagnostics.shapley_contribution import shapley_values
 
 __all__ = [
     "imbalance_summary",
@@ -16,4 +18,6 @@ __all__ = [
     "modality_contribution",
     "plot_gradient_ratios",
     "probe_accuracy",
+    "shapley_contribution",
+    "shapley_values",
 ]

@@ -53,7 +53,7 @@ class ExperimentConfig:
     Args:
         dataset: str. A key of `keras_dgl.registry.DATASETS`: `"smartwatch"`
             (default), `"synthetic"`, `"crema-d"`, `"kinetics-sounds"`,
-            `"ave"`. The audio-visual ones need `data_dir` and use
+            `"ave"`, `"vggsound"`. The audio-visual ones need `data_dir` and use
             `ResNet18` encoders; smartwatch uses `Conv1DEncoder`s, synthetic
             `MLPEncoder`s.
         data_dir: str or `None`. Data folder (audio-visual sets); for

@@ -99,6 +99,10 @@ PRESETS = {
         **PUBLISHED_RECIPE, "alpha": 2.0, "encoder": _RESNET18,
         "fusion_config": {}, "data_options": {},
     },
+    "vggsound": {
+        **PUBLISHED_RECIPE, "alpha": 2.0, "encoder": _RESNET18,
+        "fusion_config": {}, "data_options": {},
+    },
 }
 
 
