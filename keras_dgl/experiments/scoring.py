@@ -110,7 +110,12 @@ def fusion_predictions(predict, features, batch_size=INFERENCE_BATCH):
     parts = {key: [] for key in ["fused"] + names}
     with dgl_backend.no_grad():
         for start in range(0, count, batch_size):
-            chunk = {n: features[n][start:start + batch_size] for n in names}
+            # Tensors: a method's forward pass may use ops (torch's
+            # `stop_gradient`) that take no NumPy arrays.
+            chunk = {
+                n: keras.ops.convert_to_tensor(features[n][start:start + batch_size])
+                for n in names
+            }
             outputs = predict(chunk)
             parts["fused"].append(_numpy(outputs["fused"]))
             for name in names:
