@@ -3,8 +3,8 @@
 A run's data order, initial weights, dropout masks and refit shuffles
 start from its seed, whatever ran before it in the process; resumed runs
 equal uninterrupted ones (tests/test_crash_safety.py); and the command,
-its deterministic modes on by default, prints in a new process what the
-same experiment gives in this one.
+its deterministic modes on by default, prints the same numbers in two
+processes.
 """
 
 import json
@@ -60,32 +60,26 @@ def test_deterministic_mode_is_on_by_default():
     assert parser.parse_args(["train", "--no-deterministic"]).deterministic is False
 
 
-def test_the_command_in_a_new_process_prints_the_same_table(tmp_path):
-    # The command (deterministic modes on) in a fresh process, and the same
-    # experiment in this one (modes off: they cannot be undone in-process):
-    # the same numbers, so neither the process nor the mode changes them on
-    # this machine.
-    options = {"num_train": 192, "num_validation": 64, "num_test": 64}
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    out = tmp_path / "command"
-    done = subprocess.run(
-        [sys.executable, "-m", "keras_dgl.cli", "train", "--dataset", "synthetic",
-         "--methods", "dgl", "--epochs", "1", "--seeds", "1", "--no-refit",
-         *(f"--data-option={k}={v}" for k, v in options.items()),
-         "-q", "--out", str(out)],
-        capture_output=True, text=True, env=env, timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    command = json.loads((out / "results.json").read_text())
-    assert command["deterministic"] is True
-    keras.utils.clear_session()
-    here = runner.run_experiment(
-        ExperimentConfig(dataset="synthetic", data_options=options, methods=("dgl",),
-                         epochs=1, seeds=1, refit=False, out=str(tmp_path / "here")),
-        verbose=0, log=lambda line: None,
-    )
-    assert here["deterministic"] is False
-    for results in (command, here):
-        results["runs"][0].pop("train_seconds")
-    assert command["runs"] == here["runs"]
-    assert (out / "table.txt").read_text() == here["table"] + "\n"
+def test_the_same_command_in_two_processes_prints_the_same_numbers(tmp_path):
+    # Two fresh processes, deterministic modes on (the default). Not compared
+    # with a run in this process, where the modes are off (they cannot be
+    # undone in a process): TensorFlow's op determinism changes the last
+    # digits of the numbers on CPUs, though not the table.
+    records = []
+    for name in ("first", "second"):
+        out = tmp_path / name
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        done = subprocess.run(
+            [sys.executable, "-m", "keras_dgl.cli", "train", "--dataset", "synthetic",
+             "--methods", "dgl", "--epochs", "1", "--seeds", "1", "--no-refit",
+             "--data-option", "num_train=192", "--data-option", "num_validation=64",
+             "--data-option", "num_test=64", "-q", "--out", str(out)],
+            capture_output=True, text=True, env=env, timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        results = json.loads((out / "results.json").read_text())
+        assert results["deterministic"] is True
+        record = results["runs"][0]
+        record.pop("train_seconds")
+        records.append(((out / "table.txt").read_text(), record))
+    assert records[0] == records[1]
