@@ -260,6 +260,10 @@ def build_parser():
                             "'+ refit' rows; default: on)")
     train.add_argument("--refit-epochs", type=_positive_int, default=20,
                        help="most epochs of each fusion refit (default: 20)")
+    train.add_argument("--deterministic", action=argparse.BooleanOptionalAction,
+                       default=True,
+                       help="the frameworks' deterministic modes: the same command "
+                            "on the same machine prints the same table (default: on)")
     train.add_argument("--out", metavar="DIR", default="dgl-results",
                        help="output folder, also used to resume (default: ./dgl-results)")
     train.add_argument("-q", "--quiet", action="store_true",
@@ -394,6 +398,10 @@ def main(argv=None):
                 "in this process; set KERAS_BACKEND before importing keras"
             )
         os.environ["KERAS_BACKEND"] = args.backend
+    if getattr(args, "deterministic", False):
+        from keras_dgl.experiments import determinism
+
+        determinism.prepare_environment(os.environ.get("KERAS_BACKEND", "tensorflow"))
 
     if args.quiet:
         verbose = 0
@@ -429,9 +437,12 @@ def _config(args):
 
 
 def _train(config, args, verbose):
+    from keras_dgl.experiments import determinism
     from keras_dgl.experiments import runner  # Imports Keras: only now.
     from keras_dgl.experiments.config import TrainingDiverged
 
+    if args.deterministic:
+        determinism.enable()
     try:
         runner.run_experiment(config, verbose=verbose)
     except TrainingDiverged as error:

@@ -29,8 +29,11 @@ from keras_dgl.utils import accuracy
 
 BACKEND = keras.backend.backend()
 REFIT_EPOCHS = 3
-# A small synthetic task: runs take a second or two each.
+# A small synthetic task: runs take a second or two each. The deterministic
+# modes (on by default) are process-wide and cannot be turned off again, so
+# the in-process runs leave them off; subprocess tests run the default.
 TINY_SYNTHETIC = [
+    "--no-deterministic",
     "--dataset", "synthetic",
     "--refit-epochs", str(REFIT_EPOCHS),
     "--batch-size", "64",
@@ -305,9 +308,8 @@ def test_interrupted_experiment_resumes_from_last_epoch(tmp_path):
         )
     runs = tmp_path / "runs"
     assert not (runs / "joint-seed0" / "result.json").exists()
-    backup = json.loads(
-        (runs / "joint-seed0" / "backup" / "training_metadata.json").read_text())
-    assert backup["epoch"] == 1
+    checkpoint = runs / "joint-seed0" / "checkpoints" / "epoch-0001"
+    assert json.loads((checkpoint / "state.json").read_text())["epochs_done"] == 1
 
     seen = {}
     messages = []
@@ -325,7 +327,7 @@ def test_interrupted_experiment_resumes_from_last_epoch(tmp_path):
     assert joint["best_val_accuracy"] == max(joint["history"]["val_accuracy"])
     assert joint["best_epoch"] == 1 + joint["history"]["val_accuracy"].index(
         joint["best_val_accuracy"])
-    assert not (runs / "joint-seed0" / "backup").exists()
+    assert not (runs / "joint-seed0" / "checkpoints").exists()
     assert (runs / "joint-seed0" / "result.json").exists()
     assert [r["run"] for r in results["runs"]] == ["joint-seed0"]
     # Diagnostics span the interruption too: one ratio per epoch end.
@@ -418,7 +420,7 @@ def test_data_errors_exit_2_with_one_line(tmp_path, argv, complaint):
     argv = [a.format(**names) for a in argv]
     if "--out" not in argv:
         argv += ["--out", str(tmp_path / "out")]
-    status, _, stderr = _main(["train", *argv, "-q"])
+    status, _, stderr = _main(["train", "--no-deterministic", *argv, "-q"])
     assert status == 2
     assert stderr.count("\n") == 1, stderr
     assert complaint in stderr
@@ -461,6 +463,7 @@ def test_tiny_smartwatch_command_in_a_subprocess(tmp_path):
     assert saved["backend"] == BACKEND
     assert saved["data_options"] == {"overlap": 0.0, "window_seconds": 1.0}
     results = json.loads((tmp_path / "results.json").read_text())
+    assert results["deterministic"] is True  # the default
     assert results["runs"][0]["test_accuracy"].keys() == {
         "fused", "accelerometer", "gyroscope"}
     assert (tmp_path / "gradient_ratio_dgl.png").exists()
@@ -519,6 +522,21 @@ def test_every_other_method_runs_through_the_experiment(tmp_path):
 
 def test_methods_all_names_every_method():
     assert cli._methods("all") == tuple(registry.METHODS)
+
+
+def test_a_diverging_run_exits_1_naming_it(tmp_path):
+    # A finite but absurd learning rate: the weights overflow in the first epoch.
+    status, stdout, stderr = _main([
+        "train", *TINY_SYNTHETIC, "--methods", "dgl,joint", "--optimizer", "sgd",
+        "--learning-rate", "1e30", "--epochs", "2", "--seeds", "1", "--no-probe",
+        "--no-refit", "-q", "--out", str(tmp_path),
+    ])
+    assert status == 1
+    assert stderr.count("\n") == 1, stderr
+    assert "keras-dgl train: error: dgl-seed0: training diverged" in stderr
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "runs" / "dgl-seed0" / "result.json").exists()
+    assert not (tmp_path / "table.txt").exists()
 
 
 def test_backend_other_than_the_loaded_one_is_refused(tmp_path):

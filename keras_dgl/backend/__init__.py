@@ -120,6 +120,42 @@ def state_kept_on_error(model, input_shapes=None):
     return get().state_kept_on_error(model, input_shapes)
 
 
+def global_rng_state():
+    """The backend's global random state that training draws from, or `None`.
+
+    Keras layers draw from their own `keras.random.SeedGenerator`s, which are
+    model variables; but on the torch backend an unseeded `Dropout` draws
+    from torch's global generator. Saving this state with a checkpoint (and
+    `set_global_rng_state` on resume) makes a resumed run draw the same
+    masks as an uninterrupted one.
+
+    Returns:
+        A uint8 NumPy array (torch), or `None` (TensorFlow, JAX: nothing to
+        save).
+
+    Example:
+
+    ```python
+    state = keras_dgl.backend.global_rng_state()
+    ...
+    keras_dgl.backend.set_global_rng_state(state)
+    ```
+    """
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.get_rng_state().numpy()
+    return None
+
+
+def set_global_rng_state(state):
+    """Restores a state returned by `global_rng_state` (`None`: nothing to do)."""
+    if state is not None and keras.backend.backend() == "torch":
+        import torch
+
+        torch.set_rng_state(torch.from_numpy(state.copy()))
+
+
 def needs_ordered_step():
     """Whether the active backend's stock `train_step` may misorder DGL's reads.
 

@@ -6,9 +6,8 @@ Output folder layout (`out`):
 experiment.json              # the settings the folder belongs to
 modalities.json              # the data's modalities (names the baselines)
 runs/<run>/result.json       # written when a run has finished (skip marker)
-runs/<run>/history.json      # every epoch's logs
-runs/<run>/best.json, best.weights.h5   # best validation epoch so far
-runs/<run>/backup/           # the training state after the last epoch
+runs/<run>/best.weights.h5   # the finished run's best validation epoch
+runs/<run>/checkpoints/      # an unfinished run's state after its last epochs
 runs/<run>/gblend.json       # gblend runs: the estimated loss weights
 tensorboard/<run>/           # keras.callbacks.TensorBoard logs
 results.json, results.csv    # one record per run, plus summary and gains
@@ -20,7 +19,9 @@ gradient_ratio_<method>.png  # each encoder's gradient ratio over epochs
 
 Running the same experiment again with the same `out` resumes it:
 finished runs are skipped and an interrupted run continues from its last
-completed epoch.
+completed epoch, with the same numbers as an uninterrupted run. Every file
+is written atomically (`store`) and the checkpoints survive a kill at any
+moment (`checkpoints`), so a rerun always resumes.
 """
 
 import math
@@ -32,9 +33,12 @@ import keras
 
 from keras_dgl import registry
 from keras_dgl.callbacks.gradient_monitor import GradientMonitor
+from keras_dgl.experiments import determinism
 from keras_dgl.experiments import plots
 from keras_dgl.experiments import store
-from keras_dgl.experiments.config import ExperimentError
+from keras_dgl.experiments.checkpoints import RunCheckpoints
+from keras_dgl.experiments.checkpoints import RunRecorder
+from keras_dgl.experiments.checkpoints import RunState
 from keras_dgl.experiments.config import Run
 from keras_dgl.experiments.factories import build_model
 from keras_dgl.experiments.factories import load_splits
@@ -74,11 +78,16 @@ def run_experiment(config, verbose=2, callbacks=None, log=print):
         ran), `refit_gain` (per method, refit minus plain fused accuracy
         per split), `diagnostics` (per method and modality, the
         contribution drop and the gradient ratio at the chosen epoch) and
-        `table` (the printed text).
+        `table` (the printed text) and `deterministic` (whether the
+        frameworks' deterministic modes were on: `keras-dgl train` turns
+        them on unless `--no-deterministic`; see
+        `keras_dgl.experiments.determinism`).
 
     Raises:
         ExperimentError: bad settings, missing data, or an `out` folder
-            that holds another experiment.
+            that holds another experiment, is a file or cannot be written.
+        TrainingDiverged: a run's loss became non-finite (the message
+            names the run); the runs finished before it are kept.
 
     Example:
 
@@ -108,7 +117,6 @@ def run_experiment(config, verbose=2, callbacks=None, log=print):
     records = []
     done = 0
     for seed in config.seeds:
-        splits = None
         modalities = store.read_json(os.path.join(out, "modalities.json"))
         if modalities is None and baselines:
             splits = load_splits(config, seed)
@@ -125,104 +133,71 @@ def run_experiment(config, verbose=2, callbacks=None, log=print):
             result = store.read_json(os.path.join(run_dir, "result.json"))
             if result is not None:
                 log(f"{counter} {run.name}: already done, skipped")
+                # A kill right after the result was written leaves these.
+                RunCheckpoints(os.path.join(run_dir, "checkpoints"), run.name).remove()
                 records.append(result)
                 continue
-            if splits is None:
-                splits = load_splits(config, seed)
             extra = callbacks(run.name) if callable(callbacks) else callbacks
             records.append(
-                _train_run(config, run, splits, out, verbose, extra or [], log, counter)
+                _train_run(config, run, out, verbose, extra or [], log, counter)
             )
     results = summarize(records, config)
+    results["deterministic"] = determinism.enabled()
     _write_outputs(out, config, results)
     log(results["table"])
     log(f"Results, plots and TensorBoard logs: {out}")
     return results
 
 
-class _RunRecorder(keras.callbacks.Callback):
-    """Records every epoch's logs and keeps the best validation weights.
-
-    Its state lives in the run folder, so it survives an interruption: on
-    resume the best epoch so far is still known and still on disk (an
-    `EarlyStopping(restore_best_weights=True)` would forget epochs from
-    before the restart).
-    """
-
-    def __init__(self, run_dir, monitor="val_accuracy"):
-        super().__init__()
-        self.run_dir = run_dir
-        self.monitor = monitor
-        self.history_path = os.path.join(run_dir, "history.json")
-        self.best_path = os.path.join(run_dir, "best.json")
-        self.weights_path = os.path.join(run_dir, "best.weights.h5")
-        self.history = {}
-        self.best = None
-
-    def on_train_begin(self, logs=None):
-        self.history = store.read_json(self.history_path) or {}
-        self.best = store.read_json(self.best_path)
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = {key: float(value) for key, value in (logs or {}).items()}
-        if self.monitor not in logs:
-            raise ExperimentError(
-                f"'{self.monitor}' is not logged; the data set needs a "
-                "validation split to choose the epoch"
-            )
-        self.history[str(epoch)] = logs
-        store.write_json(self.history_path, self.history)
-        value = logs[self.monitor]
-        # Strictly better only: ties keep the earlier (cheaper) epoch.
-        if self.best is None or value > self.best["value"]:
-            with store.atomic_path(self.weights_path) as partial:
-                self.model.save_weights(partial)
-            self.best = {"epoch": epoch, "value": value}
-            store.write_json(self.best_path, self.best)
-
-
-def _train_run(config, run, splits, out, verbose, extra_callbacks, log, counter):
+def _train_run(config, run, out, verbose, extra_callbacks, log, counter):
     run_dir = os.path.join(out, "runs", run.name)
-    backup_dir = os.path.join(run_dir, "backup")
     tensorboard_dir = os.path.join(out, "tensorboard", run.name)
-    metadata = store.read_json(os.path.join(backup_dir, "training_metadata.json"))
-    if metadata is None:
+    checkpoints = RunCheckpoints(os.path.join(run_dir, "checkpoints"), run.name, log)
+    if not checkpoints.exists():
         # A fresh start: drop what an attempt killed before its first
-        # completed epoch may have left.
-        shutil.rmtree(run_dir, ignore_errors=True)
+        # completed epoch may have left (a finished gblend estimate stays).
+        for name in os.listdir(run_dir) if os.path.isdir(run_dir) else []:
+            if name != "gblend.json":
+                _remove_path(os.path.join(run_dir, name))
         shutil.rmtree(tensorboard_dir, ignore_errors=True)
         log(f"{counter} {run.name}: training {config.epochs} epochs")
-    elif metadata["epoch"] >= config.epochs:
-        log(f"{counter} {run.name}: all {config.epochs} epochs done; scoring")
-    else:
-        log(f"{counter} {run.name}: resuming after epoch {metadata['epoch']} "
-            f"of {config.epochs}")
     os.makedirs(run_dir, exist_ok=True)
 
     overrides, extra_record = {}, {}
     prepare = registry.METHODS[run.method].prepare
     if prepare is not None:
+        splits = _fresh_splits(config, run)
         overrides, extra_record = registry.resolve(prepare)(
             config, run, splits, run_dir, log, counter
         )
-
-    keras.utils.clear_session()
-    # The same seed for every method of a split: same initial encoders for
-    # DGL and joint, so their difference is paired.
+    # Everything random in a run starts from its own seed, whatever ran
+    # before it in this process: the data order (a new pipeline), the
+    # initial weights and the dropout masks. The same seed for every method
+    # of a split gives DGL and joint the same initial encoders and batches,
+    # so their difference is paired.
+    splits = _fresh_splits(config, run)
     keras.utils.set_random_seed(run.seed)
     model, encoders = build_model(config, run, splits, **overrides)
-    recorder = _RunRecorder(run_dir)
+    state = checkpoints.restore(model) or RunState()
+    first_epoch = min(state.epochs_done, config.epochs)
+    if first_epoch == config.epochs:
+        log(f"{counter} {run.name}: all {config.epochs} epochs done; scoring")
+    elif first_epoch:
+        log(f"{counter} {run.name}: resuming after epoch {first_epoch} "
+            f"of {config.epochs}")
+    train, steps = _epoch_stream(select(splits.train, run.modality), first_epoch)
+    recorder = RunRecorder(checkpoints, state)
     own = [
-        recorder,
         keras.callbacks.TensorBoard(tensorboard_dir, write_graph=False),
-        # Last of ours: an epoch counts as completed only once recorded.
-        keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
+        # Last of ours: an epoch counts as completed once it is checkpointed.
+        recorder,
     ]
     if run.modality is None:
         # Before the recorder: its epoch-end ratios join the logs, and so the
-        # history file, which (unlike the monitor) survives a resume. Epoch
-        # ends only: E + 1 measurements on one batch cost well under a
-        # percent of a run; per-step ones would cost more and not survive.
+        # checkpointed history, which (unlike the monitor) survives a
+        # resume. Epoch ends only: E + 1 measurements on one batch cost well
+        # under a percent of a run; per-step ones would cost more and not
+        # survive.
         probe = next(batches(splits.unaugmented("validation"), config.batch_size))
         own.insert(0, GradientMonitor(probe))
     schedule = lr_schedule(config)
@@ -230,20 +205,22 @@ def _train_run(config, run, splits, out, verbose, extra_callbacks, log, counter)
         own.insert(0, schedule)
     started = time.time()
     model.fit(
-        select(splits.train, run.modality),
+        train,
+        steps_per_epoch=steps,
         validation_data=select(splits.validation, run.modality),
         epochs=config.epochs,
+        initial_epoch=first_epoch,
         callbacks=own + list(extra_callbacks),
         verbose=verbose,
         # The pipelines shuffle themselves.
         shuffle=False,
     )
     seconds = time.time() - started
-    if recorder.best is None:
-        raise ExperimentError(f"{run.name}: no epoch was recorded")
-    model.load_weights(recorder.weights_path)
+    checkpoints.load_best(model)
 
-    history = _history_lists(recorder.history)
+    history = _history_lists(state.history)
+    # The refit's shuffles, too, are the run's own.
+    keras.utils.set_random_seed(run.seed)
     scores = score_run(model, encoders, run, splits, config, log, counter)
     result = {
         "run": run.name,
@@ -254,8 +231,8 @@ def _train_run(config, run, splits, out, verbose, extra_callbacks, log, counter)
         "test_accuracy": scores["test_accuracy"],
         "probe_accuracy": scores["probe_accuracy"],
         # 1-based, as Keras prints epochs.
-        "best_epoch": recorder.best["epoch"] + 1,
-        "best_val_accuracy": recorder.best["value"],
+        "best_epoch": state.best["epoch"] + 1,
+        "best_val_accuracy": state.best["value"],
         "epochs": config.epochs,
         "train_seconds": round(seconds, 1),
         "history": history,
@@ -270,10 +247,50 @@ def _train_run(config, run, splits, out, verbose, extra_callbacks, log, counter)
         result.update(extra_record)
         if "refit" in scores:
             result["refit"] = scores["refit"]
+    # The best epoch's weights (scored before the refit), for users.
+    checkpoints.load_best(model)
+    with store.atomic_path(os.path.join(run_dir, "best.weights.h5")) as partial:
+        model.save_weights(partial)
     store.write_json(os.path.join(run_dir, "result.json"), result)
-    # Only now is the run complete; its backup is no longer needed.
-    shutil.rmtree(backup_dir, ignore_errors=True)
+    # Only now is the run complete; its checkpoints are no longer needed.
+    checkpoints.remove()
     return result
+
+
+def _epoch_stream(train, first_epoch):
+    """The training batches from epoch `first_epoch` on, as `fit` gets them.
+
+    A tf.data pipeline reshuffles each time a new iterator of it is made,
+    and how many iterators `fit` makes (peeks, one per epoch) is Keras' and
+    the backend's business. Repeated and cut into epochs by
+    `steps_per_epoch`, it is read through one iterator, in which epoch e is
+    the e-th pass. A run resumed after k epochs first makes (and does not
+    read) k iterators, so its next pass is the uninterrupted run's epoch k.
+
+    Returns:
+        `(data, steps_per_epoch)`; where the number of batches per epoch is
+        unknown, the pipeline as it is and `None` (a resumed run then sees
+        another order).
+    """
+    steps = int(train.cardinality())
+    if steps <= 0:
+        return train, None
+    for _ in range(first_epoch):
+        iter(train)
+    return train.repeat(), steps
+
+
+def _fresh_splits(config, run):
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(run.seed)
+    return load_splits(config, run.seed)
+
+
+def _remove_path(path):
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        os.remove(path)
 
 
 def _history_lists(history):

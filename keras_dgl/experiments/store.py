@@ -129,6 +129,19 @@ def prepare_folder(out):
         ) from error
 
 
+def remove_partials(folder):
+    """Deletes the temporary files a kill left under `folder` (`.partial-*`).
+
+    Only one experiment writes to a folder at a time, so at its start any
+    such file is a leftover of a write that never finished.
+    """
+    for root, _, names in os.walk(folder):
+        for name in names:
+            if name.startswith(".partial-"):
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(root, name))
+
+
 def claim_folder(out, fingerprint):
     """Checks that `out` is empty or holds this same experiment; records it.
 
@@ -137,11 +150,14 @@ def claim_folder(out, fingerprint):
         fingerprint: dict. The settings that define the runs (see
             `ExperimentConfig.fingerprint`).
 
+    Temporary files left by a kill are removed.
+
     Raises:
         ExperimentError: `out` holds another experiment, is unwritable, or
             its `experiment.json` is corrupt.
     """
     prepare_folder(out)
+    remove_partials(out)
     path = os.path.join(out, "experiment.json")
     # Through JSON, so tuples compare equal to the lists read back.
     mine = json.loads(json.dumps(fingerprint, default=json_default))
