@@ -380,7 +380,15 @@ def load_splits(config, seed):
                 options.setdefault("data_path", path)
             return dgl_datasets.smartwatch(split_seed=seed, **options)
         if name == "synthetic":
-            return dgl_datasets.synthetic(seed=seed, **options)
+            splits = dgl_datasets.synthetic(seed=seed, **options)
+            if splits.task != "classification":
+                # Every score the runner prints is an accuracy.
+                raise ValueError(
+                    f"keras-dgl train compares classification runs; "
+                    f"task={splits.task!r} is available from Python "
+                    "(keras_dgl.datasets.synthetic(task=...) with DGLModel)"
+                )
+            return splits
         loader = {
             "crema-d": dgl_datasets.crema_d,
             "kinetics-sounds": dgl_datasets.kinetics_sounds,

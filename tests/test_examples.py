@@ -104,6 +104,7 @@ class _Runs:
             # One method: AttentionFusion over three modalities is the
             # costliest model to compile here.
             "three_modalities.py": ["--quick", "--methods", "dgl"],
+            "three_modalities_regression.py": ["--quick"],
             "tuner_search.py": ["--quick", "--directory", str(folder / "tune")],
             "smartwatch_quickstart.py": ["--quick"],
             "switch_backends.py": ["--quick", "--backends", BACKEND],
@@ -133,8 +134,8 @@ def runs(tmp_path_factory):
 
 def test_every_example_has_a_docstring_and_a_quick_mode():
     assert {"smartwatch_quickstart.py", "crema_d_reproduction.py",
-            "three_modalities.py", "tuner_search.py",
-            "switch_backends.py"} <= set(SCRIPTS)
+            "three_modalities.py", "three_modalities_regression.py",
+            "tuner_search.py", "switch_backends.py"} <= set(SCRIPTS)
     for script in SCRIPTS:
         with open(os.path.join(EXAMPLES, script)) as handle:
             source = handle.read()
@@ -156,6 +157,17 @@ def test_three_modalities(runs):
     assert header.split() == ["method", "fused", "audio", "video", "text"]
     row = next(line for line in lines if line.split()[0] == "dgl")
     assert all(0.0 <= float(v) <= 1.0 for v in row.split()[1:])
+
+
+def test_three_modalities_regression(runs):
+    lines = runs("three_modalities_regression.py").splitlines()
+    header = next(line for line in lines if line.startswith("method"))
+    assert header.split() == ["method", "fused", "audio", "video", "text"]
+    for method in ("dgl", "joint"):
+        row = next(line for line in lines if line.split()[0] == method)
+        values = [float(v) for v in row.split()[1:] if v != "/"]
+        assert len(values) == 8 and all(np.isfinite(values))
+        assert all(v >= 0 for v in values[::2])  # mean absolute errors
 
 
 def test_tuner_search(runs):

@@ -10,6 +10,7 @@ from keras import ops
 
 from keras_dgl import backend as dgl_backend
 from keras_dgl.layers.fusion_layer import FusionLayer
+from keras_dgl.models import _metrics
 from keras_dgl.models import _validation
 from keras_dgl.models import gradient_modulation
 
@@ -18,23 +19,28 @@ METHODS = ("dgl", "joint", "joint_aux", "ogm", "ogm_ge", "gblend")
 JOINT_LIKE_METHODS = ("joint", "ogm", "ogm_ge")
 # Methods whose encoders' gradients are edited inside the training step.
 MODULATED_METHODS = ("ogm", "ogm_ge")
+# Methods that need one class per example: OGM scores each modality by its
+# softmax probability of the true class.
+SINGLE_LABEL_METHODS = MODULATED_METHODS
 # Log names that a modality name would collide with.
 RESERVED_NAMES = ("fused", "multimodal", "loss")
 
 
 @keras.saving.register_keras_serializable(package="keras_dgl")
 class DGLModel(keras.Model):
-    """Multimodal classifier trained with Disentangled Gradient Learning.
+    """Multimodal model trained with Disentangled Gradient Learning.
 
     One encoder per modality maps that modality's input to a feature vector;
-    a fusion layer (`keras_dgl.layers`) maps the features to fused class
-    logits and, per modality, to a unimodal prediction. `method` chooses
-    which gradient reaches which parameters:
+    a fusion layer (`keras_dgl.layers`) maps the features to fused outputs
+    (class logits, per-label logits or regression targets) and, per
+    modality, to a unimodal prediction. `L` below is the loss given to
+    `compile` (cross-entropy by default), the same for every term. `method`
+    chooses which gradient reaches which parameters:
 
-    - `"dgl"`: each encoder is trained only by `alpha * CE(unimodal_m, y)`,
+    - `"dgl"`: each encoder is trained only by `alpha * L(unimodal_m, y)`,
       its own unimodal loss (the fusion weights used for that prediction are
       frozen in it); the fusion layer is trained only by the multimodal loss
-      `CE(fused, y)`, computed on stop-gradient features. One backward pass
+      `L(fused, y)`, computed on stop-gradient features. One backward pass
       of the sum gives each parameter exactly one of the two gradients.
     - `"joint"`: the ordinary baseline. The multimodal loss trains
       everything; the unimodal predictions are computed on stop-gradient
@@ -63,7 +69,7 @@ class DGLModel(keras.Model):
       matters (they are invariant to a gradient's scale); the paper uses SGD.
     - `"gblend"`: Gradient-Blending (Wang et al., 2020), a baseline. The
       objective of `"joint_aux"` with one weight per term:
-      `fused_weight * CE(fused, y) + sum_m alpha[m] * CE(unimodal_m, y)`,
+      `fused_weight * L(fused, y) + sum_m alpha[m] * L(unimodal_m, y)`,
       where the weights come from `keras_dgl.gblend_weights`, which
       estimates them from each term's overfitting-to-generalization ratio on
       a validation split.
@@ -76,14 +82,20 @@ class DGLModel(keras.Model):
     alpha 1, 2 and 4). `global_clipnorm` couples the two groups again, since
     it clips their joint norm; `clipnorm` clips per variable.
 
-    `model(x)` returns a dict `{"fused": logits, "unimodal": {name: logits}}`
-    with float32 logits. `model.predict(x)` returns the fused logits only;
+    `model(x)` returns a dict `{"fused": outputs, "unimodal": {name:
+    outputs}}` with float32 outputs (logits for the classification losses).
+    `model.predict(x)` returns the fused outputs only;
     `model.predict_modalities(x)` returns every prediction. `compile()` uses
     sparse categorical cross-entropy on logits when it gets no `loss`; a
-    given `loss` is used for every term. Compiled metrics apply to the fused
-    logits. Logs: `loss` (the total objective), `multimodal_loss`, one
-    `<name>_loss` (unweighted) and one `<name>_accuracy` per modality, and
-    the compiled metrics; with `val_` prefixes on validation data.
+    given `loss` is used for every term and sets `model.task`
+    (`"classification"`, `"multilabel"` with binary cross-entropy on 0/1
+    targets, `"regression"` with squared or absolute error, Huber and the
+    like). Logs: `loss` (the total objective), `multimodal_loss`, one
+    `<name>_loss` (unweighted) per modality, for classification one
+    `<name>_accuracy` per modality (sample-weighted), and each compiled
+    metric on the fused output and, as `<name>_<metric>`, on every
+    modality's prediction; with `val_` prefixes on validation data. The
+    OGM methods need classification.
 
     Data is checked before any step runs (`fit`, `evaluate`, `predict`, the
     `*_on_batch` calls), each error naming the array and what to do: input
@@ -91,9 +103,10 @@ class DGLModel(keras.Model):
     equal numbers of examples, at least one; numeric dtypes; labels that
     suit the loss (integer class ids in `[0, num_classes)` for sparse
     cross-entropy, rows of `num_classes` summing to 1 for categorical
-    cross-entropy); finite labels and sample weights, one non-negative
-    weight per example; finite input values (NumPy inputs, not in the
-    `*_on_batch` calls). `tf.data` datasets are checked from their element
+    cross-entropy, one 0/1 column per output for binary cross-entropy, one
+    column per output for regression); finite labels and sample weights,
+    one non-negative weight per example; finite input values (NumPy
+    inputs, not in the `*_on_batch` calls). `tf.data` datasets are checked from their element
     spec (keys, shapes, dtypes, label rank), not their values: checking
     every batch's values cost 15-65% of a small model's step time
     (`benchmarks/input_checks.py`). Generators and `PyDataset`s are checked
@@ -132,6 +145,12 @@ class DGLModel(keras.Model):
     )
     model.fit(train_ds, validation_data=val_ds, epochs=100)
     logits = model.predict(test_inputs)  # (batch, num_classes)
+
+    # Regression: one output per target, any Keras loss for every term.
+    fusion = keras_dgl.layers.ConcatFusion(units=2)
+    model = keras_dgl.DGLModel(encoders, fusion)
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    model.fit(x, targets)  # logs mae, audio_mae, visual_mae, ...
     ```
 
     References:
@@ -178,6 +197,7 @@ class DGLModel(keras.Model):
             keras.random.SeedGenerator() if method == "ogm_ge" else None
         )
         self._term_loss = None
+        self._label_kind = None
         self._term_trackers = {
             "multimodal_loss": keras.metrics.Mean(name="multimodal_loss")
         }
@@ -263,23 +283,96 @@ class DGLModel(keras.Model):
 
     # Objective -------------------------------------------------------------
 
-    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, **kwargs):
+    def compile(
+        self,
+        optimizer="rmsprop",
+        loss=None,
+        loss_weights=None,
+        metrics=None,
+        weighted_metrics=None,
+        **kwargs,
+    ):
         """Configures training; see `keras.Model.compile`.
 
         `loss` (default: sparse categorical cross-entropy on logits) is
-        applied to the fused logits and to every unimodal prediction. Use
-        `alpha` instead of `loss_weights`, which is not accepted.
+        applied to the fused output and to every unimodal prediction, and
+        sets the model's `task`. Losses that Keras would apply to
+        probabilities read logits here: the strings
+        `"sparse_categorical_crossentropy"`, `"categorical_crossentropy"`,
+        `"binary_crossentropy"` (and the focal variants) mean their
+        `from_logits=True` form, and a loss object with `from_logits=False`
+        is refused. `metrics` and `weighted_metrics` (lists) are applied to
+        the fused output and to each modality's prediction (logged as
+        `<modality>_<metric>`). Use `alpha` instead of `loss_weights`, which
+        is not accepted.
         """
         if loss_weights is not None:
             raise ValueError(
                 "DGLModel does not take `loss_weights`; weight the unimodal "
                 "losses with the `alpha` argument of DGLModel."
             )
-        super().compile(optimizer=optimizer, loss=loss, **kwargs)
-        self._term_loss = _logits_loss(loss)
+        term_loss = _logits_loss(loss)
+        kind = _validation.label_kind(term_loss)
+        self._check_task(kind, term_loss)
+        super().compile(
+            optimizer=optimizer,
+            loss=loss,
+            metrics=metrics,
+            weighted_metrics=weighted_metrics,
+            **kwargs,
+        )
+        self._term_loss = term_loss
+        self._label_kind = kind
         # The objective is assembled from per-term losses in compute_loss; the
         # stock per-output CompileLoss would expect one loss per output.
         self._compile_loss = None
+        # Keras' compiled metrics expect one prediction per metric; these are
+        # applied to the fused output and to each modality's.
+        compile_metrics = None
+        if metrics or weighted_metrics:
+            compile_metrics = _metrics.OutputMetrics(
+                metrics,
+                weighted_metrics,
+                kind,
+                self.fusion.units,
+                self.modality_names,
+                taken={m.name for m in self._logged_trackers()} | {"loss"},
+            )
+        # Set as Keras' compile() sets its own, without attribute tracking,
+        # which would keep a replaced container among the model's metrics.
+        object.__setattr__(self, "_compile_metrics", compile_metrics)
+
+    @property
+    def task(self):
+        """The task the compiled loss sets, or `None` before `compile`.
+
+        `"classification"` (sparse or categorical cross-entropy: one class
+        per example), `"multilabel"` (binary cross-entropy: 0/1 per output),
+        `"regression"` (mean squared or absolute error, Huber, log-cosh and
+        the like) or `"custom"` (any other loss: labels are only checked to
+        be finite numbers).
+        """
+        kind = getattr(self, "_label_kind", None)
+        return None if kind is None else _validation.TASKS[kind]
+
+    def _check_task(self, kind, loss):
+        task = _validation.TASKS[kind]
+        units = self.fusion.units
+        if kind in (_validation.CLASS_IDS, _validation.ONE_HOT) and units < 2:
+            raise ValueError(
+                f"A classification loss needs at least 2 outputs; the fusion "
+                f"layer has units={units}. For one 0/1 target use "
+                "loss='binary_crossentropy', for a real-valued one e.g. "
+                "loss='mse'."
+            )
+        if self.method in SINGLE_LABEL_METHODS and task != "classification":
+            raise ValueError(
+                f"method={self.method!r} needs a classification loss (sparse "
+                "or categorical cross-entropy): OGM scores each modality by "
+                "its softmax probability of the true class. The loss "
+                f"{_loss_name(loss)} makes this a {task} task; use method "
+                "'dgl', 'joint', 'joint_aux' or 'gblend'."
+            )
 
     def get_compile_config(self):
         config = super().get_compile_config()
@@ -422,31 +515,55 @@ class DGLModel(keras.Model):
         fused = y_pred["fused"]
         y = self._check_labels(y, fused)
         if self._compile_metrics is not None:
-            self._compile_metrics.update_state(y, fused, sample_weight)
+            self._compile_metrics.update_state(y, y_pred, sample_weight)
         trackers = self._term_trackers
         trackers["multimodal_loss"].update_state(
             self._term(y, fused, sample_weight)
         )
-        labels = _class_ids(y)
+        single_label = self._single_label()
+        labels = _class_ids(y) if single_label else None
         for name in self.modality_names:
             logits = y_pred["unimodal"][name]
             trackers[f"{name}_loss"].update_state(
                 self._term(y, logits, sample_weight)
             )
-            hits = ops.cast(
-                ops.equal(ops.argmax(logits, axis=-1), labels), "float32"
-            )
-            trackers[f"{name}_accuracy"].update_state(hits, sample_weight)
+            if single_label:
+                hits = ops.cast(
+                    ops.equal(ops.argmax(logits, axis=-1), labels), "float32"
+                )
+                trackers[f"{name}_accuracy"].update_state(hits, sample_weight)
         return self.get_metrics_result()
+
+    def _single_label(self):
+        """Whether the (compiled) task has one class per example."""
+        return self.task in (None, "classification")
+
+    def _logged_trackers(self):
+        """The loss-term trackers, and the accuracies for one-class tasks."""
+        if self._single_label():
+            return list(self._term_trackers.values())
+        return [
+            tracker
+            for key, tracker in self._term_trackers.items()
+            if not key.endswith("_accuracy")
+        ]
 
     @property
     def metrics(self):
-        return super().metrics + list(self._term_trackers.values())
+        hidden = {id(t) for t in self._term_trackers.values()} - {
+            id(t) for t in self._logged_trackers()
+        }
+        unique = {}
+        for metric in super().metrics + self._logged_trackers():
+            # Keras tracks the trackers as attributes too: list each once.
+            if id(metric) not in hidden:
+                unique.setdefault(id(metric), metric)
+        return list(unique.values())
 
     # Prediction ------------------------------------------------------------
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Fused logits, `(num_examples, num_classes)`; see `keras.Model.predict`."""
+        """Fused outputs, `(num_examples, units)`; see `keras.Model.predict`."""
         return self._predict(
             "predict", x, batch_size=batch_size, verbose=verbose, steps=steps,
             callbacks=callbacks,
@@ -457,9 +574,9 @@ class DGLModel(keras.Model):
         return super().predict_on_batch(x)["fused"]
 
     def predict_modalities(self, x, **kwargs):
-        """Every prediction: `{"fused": logits, "<modality>": logits, ...}`.
+        """Every prediction: `{"fused": outputs, "<modality>": outputs, ...}`.
 
-        Takes the arguments of `keras.Model.predict`. The per-modality logits
+        Takes the arguments of `keras.Model.predict`. The per-modality outputs
         are the fusion layer's unimodal predictions (the other modalities
         zeroed, or the separate heads).
         """
@@ -549,7 +666,7 @@ class DGLModel(keras.Model):
         """`(label kind, outputs)` for the compiled loss, or `None` uncompiled."""
         if self._term_loss is None:
             return None
-        return (_validation.label_kind(self._term_loss), self.fusion.num_classes)
+        return (self._label_kind, self.fusion.units)
 
     def _check_data(self, call, x, y=None, sample_weight=None, what=None,
                     inputs=True):
@@ -650,6 +767,9 @@ class DGLModel(keras.Model):
 _LOGIT_LOSSES = {
     "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
     "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
+    "categorical_focal_crossentropy": keras.losses.CategoricalFocalCrossentropy,
+    "binary_crossentropy": keras.losses.BinaryCrossentropy,
+    "binary_focal_crossentropy": keras.losses.BinaryFocalCrossentropy,
 }
 
 
@@ -666,7 +786,36 @@ def _logits_loss(loss):
                 f"DGLModel outputs logits, but the loss {loss.name!r} expects "
                 "probabilities. Pass `from_logits=True` to the loss."
             )
+    elif any(loss is getattr(keras.losses, name, None) for name in _LOGIT_LOSSES):
+        # The functions read probabilities unless called with from_logits.
+        raise ValueError(
+            f"DGLModel outputs logits, but the loss function {loss.__name__} "
+            f"reads probabilities. Pass loss={loss.__name__!r} (a string) or "
+            "a loss object with `from_logits=True`."
+        )
+    elif callable(loss):
+        loss = _FunctionLoss(loss)
     return loss
+
+
+class _FunctionLoss(keras.losses.Loss):
+    """A loss function (`"mse"`, or the user's own) applied as a Loss object.
+
+    A bare function returns per-example values and takes no sample weights;
+    `keras.losses.Loss` reduces and weighs them as Keras' loss classes do.
+    The compile config keeps the function itself, so this is never saved.
+    """
+
+    def __init__(self, fn):
+        super().__init__(name=getattr(fn, "__name__", "loss"))
+        self.fn = fn
+
+    def call(self, y_true, y_pred):
+        return self.fn(y_true, y_pred)
+
+
+def _loss_name(loss):
+    return repr(getattr(loss, "name", None) or getattr(loss, "__name__", str(loss)))
 
 
 def _class_ids(y):
