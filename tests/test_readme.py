@@ -35,3 +35,16 @@ def test_task_sections_run_as_written(heading, task, capsys):
     exec(compile(_python_block_after(heading), str(README), "exec"), namespace)
     assert namespace["model"].task == task
     assert capsys.readouterr().out.split()[0] == task
+
+
+def test_methods_table_is_the_registry():
+    from keras_dgl import registry
+
+    text = README.read_text()
+    section = text[text.index("Methods (`--methods`"):]
+    rows = re.findall(r"^\| `(\w+)` \| (.*?) \| (.*?) \|$", section, re.M)
+    table = {name: (summary, reference) for name, summary, reference in rows}
+    assert table == {
+        name: (method.summary, method.reference)
+        for name, method in registry.METHODS.items()
+    }

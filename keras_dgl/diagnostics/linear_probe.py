@@ -1,28 +1,119 @@
-"""Linear probe of each encoder's frozen features."""
+"""Linear probes of each encoder's frozen features."""
 
 import numpy as np
 
-from keras_dgl.diagnostics._data import class_ids
-from keras_dgl.diagnostics._data import encoder_features
-from keras_dgl.diagnostics._data import score
-from keras_dgl.diagnostics._data import task_of
-from keras_dgl.diagnostics._data import to_numpy
+from keras_dgl.diagnostics._task import check_task
+from keras_dgl.diagnostics._task import score
+from keras_dgl.diagnostics._task import task_of
+from keras_dgl.utils.accuracy import class_ids
+from keras_dgl.utils.data_adapter import to_numpy
+from keras_dgl.utils.encoder_features import encoder_features
+
+
+def probe_accuracy(
+    train_features,
+    train_labels,
+    test_features,
+    test_labels,
+    max_iter=1000,
+    task="classification",
+):
+    """Test score of a linear model fit on each modality's features.
+
+    For every modality, a standardized linear model (scikit-learn) matching
+    `task` is fit on its training features and scored on its test features:
+    a multinomial logistic regression scored by accuracy
+    (`"classification"`), one logistic regression per label scored by the
+    mean per-label accuracy (`"multilabel"`, 0/1 targets), a ridge
+    regression scored by R² averaged over targets (`"regression"`). BLAS runs on one thread: these fits are small, and BLAS
+    threads spinning beside a Keras backend's own threads make them many
+    times slower on a few cores.
+
+    Args:
+        train_features: dict mapping a modality to an `(n_train, dim)`
+            array (e.g. from `keras_dgl.utils.encoder_features`).
+        train_labels: array of `n_train` sparse or one-hot labels.
+        test_features: dict with the same keys, `(n_test, dim)` arrays.
+        test_labels: array of `n_test` labels.
+        max_iter: int. Iterations of the solver. Defaults to `1000`.
+        task: str. `"classification"` (default), `"multilabel"` or
+            `"regression"` (see `keras_dgl.DGLModel.task`).
+
+    Returns:
+        dict `{modality: test score}`.
+
+    Example:
+
+    ```python
+    train = keras_dgl.utils.encoder_features(model.encoders, splits.numpy("train"))
+    test = keras_dgl.utils.encoder_features(model.encoders, splits.numpy("test"))
+    keras_dgl.diagnostics.probe_accuracy(*train, *test)  # {"strong": 0.97, ...}
+    ```
+
+    References:
+        - [Alain and Bengio, 2016](https://arxiv.org/abs/1610.01644) (linear
+          probes)
+    """
+    from threadpoolctl import threadpool_limits
+
+    check_task(task, "probe_accuracy")
+    missing = sorted(set(train_features) ^ set(test_features))
+    if missing:
+        raise ValueError(
+            f"Training and test features must name the same modalities; "
+            f"only one of them has {missing}."
+        )
+    if task == "classification":
+        y_train = class_ids(train_labels)
+    else:
+        y_train = np.asarray(train_labels, "float64")
+        y_train = y_train.reshape(len(y_train), -1)
+        if task == "multilabel":
+            y_train = (y_train > 0.5).astype("int64")
+    scores = {}
+    with threadpool_limits(1):
+        for name in train_features:
+            probe = _probe(task, max_iter)
+            probe.fit(train_features[name], y_train)
+            if task == "classification":
+                scores[name] = float(
+                    probe.score(test_features[name], class_ids(test_labels))
+                )
+                continue
+            if task == "multilabel":
+                outputs = probe.decision_function(test_features[name])
+            else:
+                outputs = probe.predict(test_features[name])
+            scores[name] = score(outputs, test_labels, task)
+    return scores
+
+
+def _probe(task, max_iter):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import Ridge
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if task == "classification":
+        model = LogisticRegression(max_iter=max_iter)
+    elif task == "multilabel":
+        model = OneVsRestClassifier(LogisticRegression(max_iter=max_iter))
+    else:
+        model = Ridge(alpha=1.0)
+    return make_pipeline(StandardScaler(), model)
 
 
 def linear_probe(model, train_data, test_data, max_iter=1000, batch_size=256):
     """Per-modality score of a linear model on frozen encoder features.
 
-    Each encoder is run in inference mode on both splits; a standardized
-    linear model (scikit-learn) matching the model's `task` is fit on its
-    training features and scored on its test features: a multinomial
-    logistic regression scored by accuracy (classification), one logistic
-    regression per label scored by the mean per-label accuracy
-    (multi-label), a ridge regression scored by R² (regression). This
-    measures what a jointly trained encoder has learned better than the
-    model's own per-modality prediction (the fusion layer with the other
-    modalities zeroed), which can be far worse than the features allow;
-    both are returned, with the fused score, all on `test_data` and all in
-    the same measure.
+    Each encoder is run in inference mode on both splits and probed with
+    `probe_accuracy` for the model's `task` (accuracy for classification,
+    mean per-label accuracy for multi-label, R² for regression). This measures what a jointly trained encoder has
+    learned better than the model's own per-modality prediction (the fusion
+    layer with the other modalities zeroed), which can be far worse than the
+    features allow; both are returned, with the fused score, all on
+    `test_data` and in the same measure.
 
     Args:
         model: a `keras_dgl.DGLModel`.
@@ -55,50 +146,16 @@ def linear_probe(model, train_data, test_data, max_iter=1000, batch_size=256):
           jointly trained encoders)
     """
     task = task_of(model, "linear_probe")
-    x_train, y_train = to_numpy(train_data)
     x_test, y_test = to_numpy(test_data)
-    train_features = encoder_features(model, x_train, batch_size)
-    test_features = encoder_features(model, x_test, batch_size)
-    probes = {}
-    for name in model.modality_names:
-        probe = _probe(task, max_iter)
-        if task == "classification":
-            probe.fit(train_features[name], class_ids(y_train))
-            probes[name] = float(
-                np.mean(probe.predict(test_features[name]) == class_ids(y_test))
-            )
-            continue
-        targets = np.asarray(y_train).reshape(len(y_train), -1)
-        if task == "multilabel":
-            probe.fit(train_features[name], (targets > 0.5).astype(int))
-            outputs = probe.decision_function(test_features[name])
-        else:
-            probe.fit(train_features[name], targets)
-            outputs = probe.predict(test_features[name])
-        outputs = np.asarray(outputs).reshape(len(y_test), -1)
-        probes[name] = score(outputs, y_test, task)
+    train = encoder_features(model.encoders, train_data, batch_size)
+    test = encoder_features(model.encoders, (x_test, y_test), batch_size)
+    probes = probe_accuracy(*train, *test, max_iter=max_iter, task=task)
     predictions = model.predict_modalities(x_test, batch_size=batch_size, verbose=0)
     return {
-        "linear_probe": probes,
+        "linear_probe": {name: probes[name] for name in model.modality_names},
         "unimodal_head": {
             name: score(predictions[name], y_test, task)
             for name in model.modality_names
         },
         "fused": score(predictions["fused"], y_test, task),
     }
-
-
-def _probe(task, max_iter):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.linear_model import Ridge
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if task == "classification":
-        model = LogisticRegression(max_iter=max_iter)
-    elif task == "multilabel":
-        model = OneVsRestClassifier(LogisticRegression(max_iter=max_iter))
-    else:
-        model = Ridge(alpha=1.0)
-    return make_pipeline(StandardScaler(), model)

@@ -1,10 +1,10 @@
-"""Fused accuracy with one modality removed at test time."""
+"""Fused score with one modality removed at test time."""
 
 import numpy as np
 
-from keras_dgl.diagnostics._data import score
-from keras_dgl.diagnostics._data import task_of
-from keras_dgl.diagnostics._data import to_numpy
+from keras_dgl.diagnostics._task import score
+from keras_dgl.diagnostics._task import task_of
+from keras_dgl.utils.data_adapter import to_numpy
 
 MODES = ("zero", "noise")
 

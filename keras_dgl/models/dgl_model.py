@@ -1,29 +1,18 @@
 """The DGL model: modality encoders plus a fusion layer, one objective per method."""
 
-import math
-import numbers
-import re
-
 import keras
-import numpy as np
 from keras import ops
 
 from keras_dgl import backend as dgl_backend
 from keras_dgl.layers.fusion_layer import FusionLayer
+from keras_dgl.models import _helpers
+from keras_dgl.models import _losses
 from keras_dgl.models import _metrics
 from keras_dgl.models import _validation
-from keras_dgl.models import gradient_modulation
+from keras_dgl.models import methods as dgl_methods
 
-METHODS = ("dgl", "joint", "joint_aux", "ogm", "ogm_ge", "gblend")
-# Methods whose encoders learn from the multimodal loss alone, as in "joint".
-JOINT_LIKE_METHODS = ("joint", "ogm", "ogm_ge")
-# Methods whose encoders' gradients are edited inside the training step.
-MODULATED_METHODS = ("ogm", "ogm_ge")
-# Methods that need one class per example: OGM scores each modality by its
-# softmax probability of the true class.
-SINGLE_LABEL_METHODS = MODULATED_METHODS
-# Log names that a modality name would collide with.
-RESERVED_NAMES = ("fused", "multimodal", "loss")
+METHODS = dgl_methods.METHODS
+RESERVED_NAMES = _helpers.RESERVED_NAMES
 
 
 @keras.saving.register_keras_serializable(package="keras_dgl")
@@ -34,45 +23,25 @@ class DGLModel(keras.Model):
     a fusion layer (`keras_dgl.layers`) maps the features to fused outputs
     (class logits, per-label logits or regression targets) and, per
     modality, to a unimodal prediction. `L` below is the loss given to
-    `compile` (cross-entropy by default), the same for every term. `method`
-    chooses which gradient reaches which parameters:
+    `compile` (cross-entropy by default), the same for every term. `method` chooses
+    the objective and training step; each is a class in
+    `keras_dgl.models.methods` that documents it (options, published
+    defaults, departures from the reference code, paper):
 
     - `"dgl"`: each encoder is trained only by `alpha * L(unimodal_m, y)`,
       its own unimodal loss (the fusion weights used for that prediction are
       frozen in it); the fusion layer is trained only by the multimodal loss
       `L(fused, y)`, computed on stop-gradient features. One backward pass
       of the sum gives each parameter exactly one of the two gradients.
-    - `"joint"`: the ordinary baseline. The multimodal loss trains
-      everything; the unimodal predictions are computed on stop-gradient
-      features for monitoring only (separate unimodal heads, if any, are
-      then trained as linear probes on those detached features).
-    - `"joint_aux"`: multimodal loss plus `alpha` times the unimodal losses,
-      with no stop-gradient: the ablation showing that the disentangling,
-      not the extra loss, is what matters.
-    - `"ogm"` and `"ogm_ge"`: On-the-fly Gradient Modulation (Peng et al.,
-      2022), a baseline. The objective is that of `"joint"`, but in each
-      training step the encoder gradients are edited before the optimizer
-      applies them: with `s_m` the batch sum of modality `m`'s softmax
-      probability of the true class (from its unimodal prediction) and
-      `rho_m = s_m / mean(s_n, n != m)`, the gradients of encoder `m` are
-      multiplied by `k_m = 1 - tanh(ogm_alpha * rho_m)` when `rho_m > 1`
-      (Eq. 10 of the paper; `k_m = 1` otherwise), slowing the leading
-      modality. `"ogm_ge"` adds the generalization enhancement: Gaussian
-      noise with, per variable, the standard deviation of that variable's
-      unmodulated gradient, on every encoder. Unlike the reference code,
-      every encoder variable is modulated (not only convolution kernels), the
-      unimodal logits keep the full fusion bias (not half of it), and
-      modulation is applied at every step (the reference stops after epoch
-      50 of 100). A custom training step per backend
-      (`keras_dgl.backend.train_step`) does this, since the noise needs the
-      gradient itself. With Adam-type optimizers a constant `k_m` barely
-      matters (they are invariant to a gradient's scale); the paper uses SGD.
-    - `"gblend"`: Gradient-Blending (Wang et al., 2020), a baseline. The
-      objective of `"joint_aux"` with one weight per term:
-      `fused_weight * L(fused, y) + sum_m alpha[m] * L(unimodal_m, y)`,
-      where the weights come from `keras_dgl.gblend_weights`, which
-      estimates them from each term's overfitting-to-generalization ratio on
-      a validation split.
+    - `"joint"`: the multimodal loss trains everything (unimodal
+      predictions on detached features, for monitoring).
+    - `"joint_aux"`: multimodal loss plus `alpha` times the unimodal
+      losses, nothing detached (the ablation of DGL).
+    - baselines: `"ogm"`, `"ogm_ge"` (Peng et al., 2022), `"gblend"`
+      (Wang et al., 2020), `"mmpareto"` (Wei and Hu, 2024), `"agm"` (Li et
+      al., 2023), `"inforeg"` (Huang et al., 2025), `"pmr"` (Fan et al.,
+      2023), `"mla"` (Zhang et al., 2024) and `"reconboost"` (Hua et al.,
+      2024).
 
     What `alpha` does depends on the optimizer. Under `"dgl"` the encoders
     see only the unimodal term, so with plain SGD `alpha` multiplies the
@@ -83,19 +52,20 @@ class DGLModel(keras.Model):
     it clips their joint norm; `clipnorm` clips per variable.
 
     `model(x)` returns a dict `{"fused": outputs, "unimodal": {name:
-    outputs}}` with float32 outputs (logits for the classification losses).
-    `model.predict(x)` returns the fused outputs only;
-    `model.predict_modalities(x)` returns every prediction. `compile()` uses
-    sparse categorical cross-entropy on logits when it gets no `loss`; a
-    given `loss` is used for every term and sets `model.task`
-    (`"classification"`, `"multilabel"` with binary cross-entropy on 0/1
-    targets, `"regression"` with squared or absolute error, Huber and the
-    like). Logs: `loss` (the total objective), `multimodal_loss`, one
-    `<name>_loss` (unweighted) per modality, for classification one
-    `<name>_accuracy` per modality (sample-weighted), and each compiled
-    metric on the fused output and, as `<name>_<metric>`, on every
-    modality's prediction; with `val_` prefixes on validation data. The
-    OGM methods need classification.
+    outputs}}` with float32 outputs (logits for the classification losses;
+    `"pmr"` adds `"prototype": {name: logits}`). `model.predict(x)` returns
+    the fused outputs only; `model.predict_modalities(x)` returns every
+    prediction. `compile()` uses sparse categorical cross-entropy on logits
+    when it gets no `loss`; a given `loss` is used for every term and sets
+    `model.task` (`"classification"`, `"multilabel"` with binary
+    cross-entropy on 0/1 targets, `"regression"` with squared or absolute
+    error, Huber and the like). Logs: `loss` (the total objective),
+    `multimodal_loss`, one `<name>_loss` (unweighted) per modality, for
+    classification one `<name>_accuracy` per modality (sample-weighted), and
+    each compiled metric on the fused output and, as `<name>_<metric>`, on
+    every modality's prediction; with `val_` prefixes on validation data.
+    Methods that score modalities by class probabilities (OGM, AGM,
+    InfoReg, PMR, MLA, ReconBoost) need classification.
 
     Data is checked before any step runs (`fit`, `evaluate`, `predict`, the
     `*_on_batch` calls), each error naming the array and what to do: input
@@ -104,9 +74,9 @@ class DGLModel(keras.Model):
     suit the loss (integer class ids in `[0, num_classes)` for sparse
     cross-entropy, rows of `num_classes` summing to 1 for categorical
     cross-entropy, one 0/1 column per output for binary cross-entropy, one
-    column per output for regression); finite labels and sample weights,
-    one non-negative weight per example; finite input values (NumPy
-    inputs, not in the `*_on_batch` calls). `tf.data` datasets are checked from their element
+    column per output for regression); finite labels and sample weights, one non-negative
+    weight per example; finite input values (NumPy inputs, not in the
+    `*_on_batch` calls). `tf.data` datasets are checked from their element
     spec (keys, shapes, dtypes, label rank), not their values: checking
     every batch's values cost 15-65% of a small model's step time
     (`benchmarks/input_checks.py`). Generators and `PyDataset`s are checked
@@ -121,13 +91,17 @@ class DGLModel(keras.Model):
         fusion: a `keras_dgl.layers.FusionLayer` (e.g. `ConcatFusion`).
         alpha: float, or dict mapping every modality name to a float. Weight
             of each unimodal loss; must be non-negative. Defaults to `1.0`.
-        method: str, one of `"dgl"`, `"joint"`, `"joint_aux"`, `"ogm"`,
-            `"ogm_ge"`, `"gblend"`. Defaults to `"dgl"`.
+        method: str, one of `keras_dgl.models.methods.METHODS`. Defaults to
+            `"dgl"`.
         fused_weight: float. Weight of the multimodal loss term; must be
             non-negative. Meant for `"gblend"`. Defaults to `1.0`.
         ogm_alpha: float. Modulation strength of `"ogm"` / `"ogm_ge"` (the
             paper's alpha). Defaults to `0.1`, the reference code's default;
             its authors recommend 0.1 for VGGSound and 0.8 for CREMA-D.
+        method_options: dict or `None`. Options of the method (see its class
+            in `keras_dgl.models.methods`, e.g. `{"gamma": 1.5}` for
+            `"mmpareto"`); unset ones take the published defaults.
+            Defaults to `None`.
         **kwargs: standard `keras.Model` arguments (e.g. `name`).
 
     Example:
@@ -168,10 +142,11 @@ class DGLModel(keras.Model):
         method="dgl",
         fused_weight=1.0,
         ogm_alpha=0.1,
+        method_options=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.modality_names = _check_encoders(encoders)
+        self.modality_names = _helpers.check_encoders(encoders)
         if not isinstance(fusion, FusionLayer):
             raise TypeError(
                 "`fusion` must be a keras_dgl.layers.FusionLayer (for example "
@@ -179,23 +154,18 @@ class DGLModel(keras.Model):
                 "both the fused and the per-modality predictions. Received: "
                 f"{type(fusion).__name__}"
             )
-        if method not in METHODS:
-            raise ValueError(
-                f"Unknown `method` {method!r}. Expected one of {METHODS}."
-            )
+        method_class = dgl_methods.get(method)
         self.encoders = {name: encoders[name] for name in self.modality_names}
         self.fusion = fusion
         self.method = method
-        self._alphas = _check_alpha(alpha, self.modality_names)
+        self._alphas = _helpers.check_alpha(alpha, self.modality_names)
         # Plain floats, so that NumPy scalars serialize.
         self.alpha = dict(self._alphas) if isinstance(alpha, dict) else float(alpha)
-        self.fused_weight = _check_non_negative("fused_weight", fused_weight)
-        self.ogm_alpha = _check_non_negative("ogm_alpha", ogm_alpha)
-        # OGM-GE's gradient noise; created only for that method, so other
-        # models keep exactly their variables.
-        self._noise_seed = (
-            keras.random.SeedGenerator() if method == "ogm_ge" else None
-        )
+        self.fused_weight = _helpers.check_non_negative("fused_weight", fused_weight)
+        self.ogm_alpha = _helpers.check_non_negative("ogm_alpha", ogm_alpha)
+        self.method_options = method_options
+        # Validates the options; a stateful method attaches its state here.
+        self._method = method_class(self, method_options)
         self._term_loss = None
         self._label_kind = None
         self._term_trackers = {
@@ -233,65 +203,28 @@ class DGLModel(keras.Model):
             name: shape[-1] for name, shape in feature_shapes.items()
         }
         self._accepted_example_shapes = set()
+        self._method.build(self, feature_shapes)
         self.built = True
 
     # Forward pass ----------------------------------------------------------
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, return_extras=False):
+        outputs, extras = self._forward(inputs, training, extras=return_extras)
+        return (outputs, extras) if return_extras else outputs
+
+    def _forward(self, inputs, training, extras=False):
         inputs = self._check_input_keys(inputs, "inputs")
         features = {}
         for name in self.modality_names:
             feature = self.encoders[name](inputs[name], training=training)
             self._check_feature_shape(name, feature.shape)
             features[name] = feature
-        detached = {name: ops.stop_gradient(f) for name, f in features.items()}
-        if self.method == "dgl":
-            fused = self.fusion(detached, training=training)
-            unimodal = self._unimodal_through_frozen_fusion(features, training)
-        elif self.method in JOINT_LIKE_METHODS:
-            fused = self.fusion(features, training=training)
-            unimodal = self._unimodal_through_frozen_fusion(detached, training)
-        else:  # joint_aux, gblend
-            fused = self.fusion(features, training=training)
-            unimodal = self.fusion(features, unimodal=True, training=training)
-        return {
-            "fused": ops.cast(fused, "float32"),
-            "unimodal": {
-                name: ops.cast(unimodal[name], "float32")
-                for name in self.modality_names
-            },
-        }
-
-    def _unimodal_through_frozen_fusion(self, features, training):
-        """Unimodal predictions whose gradient cannot reach the fusion weights.
-
-        The weights on the fused path are swapped for stop-gradient copies of
-        their current values (a StatelessScope), so the unimodal losses reach
-        the encoders through them without training them. Separate unimodal
-        heads stay live. This works for any fusion layer, sublayers included.
-        """
-        frozen = {id(v) for v in self.fusion.fused_path_variables()}
-        mapping = [
-            (v, ops.stop_gradient(v.value) if id(v) in frozen else v.value)
-            for v in self.fusion.trainable_variables
-        ]
-        # Non-trainable state must be mapped too: on JAX an unmapped variable
-        # would be read as a constant captured at trace time.
-        mapping += [(v, v.value) for v in self.fusion.non_trainable_variables]
-        with keras.StatelessScope(state_mapping=mapping):
-            return self.fusion(features, unimodal=True, training=training)
+        return self._method.forward(self, features, training, extras=extras)
 
     # Objective -------------------------------------------------------------
 
-    def compile(
-        self,
-        optimizer="rmsprop",
-        loss=None,
-        loss_weights=None,
-        metrics=None,
-        weighted_metrics=None,
-        **kwargs,
-    ):
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None,
+                metrics=None, weighted_metrics=None, **kwargs):
         """Configures training; see `keras.Model.compile`.
 
         `loss` (default: sparse categorical cross-entropy on logits) is
@@ -311,16 +244,11 @@ class DGLModel(keras.Model):
                 "DGLModel does not take `loss_weights`; weight the unimodal "
                 "losses with the `alpha` argument of DGLModel."
             )
-        term_loss = _logits_loss(loss)
+        term_loss = _losses.logits_loss(loss)
         kind = _validation.label_kind(term_loss)
-        self._check_task(kind, term_loss)
-        super().compile(
-            optimizer=optimizer,
-            loss=loss,
-            metrics=metrics,
-            weighted_metrics=weighted_metrics,
-            **kwargs,
-        )
+        _losses.check_task(self, kind, term_loss)
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics,
+                        weighted_metrics=weighted_metrics, **kwargs)
         self._term_loss = term_loss
         self._label_kind = kind
         # The objective is assembled from per-term losses in compute_loss; the
@@ -331,10 +259,7 @@ class DGLModel(keras.Model):
         compile_metrics = None
         if metrics or weighted_metrics:
             compile_metrics = _metrics.OutputMetrics(
-                metrics,
-                weighted_metrics,
-                kind,
-                self.fusion.units,
+                metrics, weighted_metrics, kind, self.fusion.units,
                 self.modality_names,
                 taken={m.name for m in self._logged_trackers()} | {"loss"},
             )
@@ -355,35 +280,16 @@ class DGLModel(keras.Model):
         kind = getattr(self, "_label_kind", None)
         return None if kind is None else _validation.TASKS[kind]
 
-    def _check_task(self, kind, loss):
-        task = _validation.TASKS[kind]
-        units = self.fusion.units
-        if kind in (_validation.CLASS_IDS, _validation.ONE_HOT) and units < 2:
-            raise ValueError(
-                f"A classification loss needs at least 2 outputs; the fusion "
-                f"layer has units={units}. For one 0/1 target use "
-                "loss='binary_crossentropy', for a real-valued one e.g. "
-                "loss='mse'."
-            )
-        if self.method in SINGLE_LABEL_METHODS and task != "classification":
-            raise ValueError(
-                f"method={self.method!r} needs a classification loss (sparse "
-                "or categorical cross-entropy): OGM scores each modality by "
-                "its softmax probability of the true class. The loss "
-                f"{_loss_name(loss)} makes this a {task} task; use method "
-                "'dgl', 'joint', 'joint_aux' or 'gblend'."
-            )
-
     def get_compile_config(self):
         config = super().get_compile_config()
         if config and isinstance(config.get("optimizer"), dict):
-            config["optimizer"] = _backend_neutral(config["optimizer"])
+            config["optimizer"] = _helpers.backend_neutral(config["optimizer"])
         return config
 
     def compile_from_config(self, config):
         if isinstance(config.get("optimizer"), dict):
             # Files saved before optimizers were stored backend-neutrally.
-            config = dict(config, optimizer=_backend_neutral(config["optimizer"]))
+            config = dict(config, optimizer=_helpers.backend_neutral(config["optimizer"]))
         config = keras.saving.deserialize_keras_object(config)
         self.compile(**config)
         if self.built:
@@ -418,7 +324,9 @@ class DGLModel(keras.Model):
             self._check_data("fit", *validation_data[:3], what="validation_data")
         elif validation_data is not None:
             self._check_data("fit", validation_data, what="validation_data")
-        with dgl_backend.state_kept_on_error(self, _input_shapes(x)):
+        # Stateful methods keep their epoch hooks in a callback.
+        callbacks = list(callbacks or []) + self._method.fit_callbacks(self)
+        with dgl_backend.state_kept_on_error(self, _helpers.input_shapes(x)):
             return super().fit(
                 x,
                 y,
@@ -442,7 +350,7 @@ class DGLModel(keras.Model):
                  sample_weight=None, **kwargs):
         """Scores the model; see `keras.Model.evaluate`. Checks the data first."""
         self._check_data("evaluate", x, y, sample_weight)
-        with dgl_backend.state_kept_on_error(self, _input_shapes(x)):
+        with dgl_backend.state_kept_on_error(self, _helpers.input_shapes(x)):
             return super().evaluate(
                 x, y, batch_size=batch_size, verbose=verbose,
                 sample_weight=sample_weight, **kwargs
@@ -461,24 +369,20 @@ class DGLModel(keras.Model):
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
         y = self._check_labels(y, y_pred["fused"])
-        total = self._term(y, y_pred["fused"], sample_weight)
-        if self.fused_weight != 1.0:
-            total = ops.multiply(self.fused_weight, total)
-        if self._trains_unimodal_terms():
-            for name in self.modality_names:
-                weight = self._alphas[name]
-                if weight:
-                    term = self._term(y, y_pred["unimodal"][name], sample_weight)
-                    total = ops.add(total, ops.multiply(weight, term))
+        total = self._method.loss(self, y, y_pred, sample_weight, training)
         for extra in self.losses:
             total = ops.add(total, ops.cast(ops.sum(extra), total.dtype))
         return total
 
-    def _trains_unimodal_terms(self):
-        if self.method in JOINT_LIKE_METHODS:
-            # Under joint training only separate heads (as probes) learn from them.
-            return self.fusion.unimodal_head == "separate"
-        return True
+    def term_loss(self, y, logits, sample_weight=None):
+        """The compiled, unweighted loss of one prediction, as float32.
+
+        Every term of the objective uses it (what `multimodal_loss` and
+        `<name>_loss` log); diagnostics and the fusion refit score with it.
+        Raises `RuntimeError` before `compile()`. Example:
+        `model.term_loss(y, model(x, training=False)["fused"])`.
+        """
+        return self._term(y, logits, sample_weight)
 
     def _term(self, y, logits, sample_weight):
         if self._term_loss is None:
@@ -486,30 +390,13 @@ class DGLModel(keras.Model):
         return ops.cast(self._term_loss(y, logits, sample_weight), "float32")
 
     def train_step(self, *args):
-        if self.method in MODULATED_METHODS:
-            # OGM-GE's noise is scaled by each variable's gradient, which only
-            # a training step sees; the step is a thin per-backend adapter.
-            return dgl_backend.train_step(self, self._modulate_gradients, *args)
-        if dgl_backend.needs_ordered_step():
-            # The stock TensorFlow step can apply an update before a
-            # stop-gradient read of the same weight has been consumed.
-            return dgl_backend.train_step(self, None, *args)
+        # The stock TensorFlow step can apply an update before a stop-gradient
+        # read of the same weight has been consumed; methods that edit the
+        # gradients need their own step on every backend. Both are thin
+        # per-backend adapters around the method's step plan.
+        if self._method.own_step or dgl_backend.needs_ordered_step():
+            return dgl_backend.method_train_step(self, self._method, *args)
         return super().train_step(*args)
-
-    def _modulate_gradients(self, gradients, y, y_pred):
-        """OGM(-GE) edit of a step's gradients (aligned with trainable_variables)."""
-        coefficients, _ = gradient_modulation.ogm_coefficients(
-            y_pred["unimodal"], y, self.ogm_alpha
-        )
-        owner = {
-            id(v): name
-            for name in self.modality_names
-            for v in self.encoders[name].trainable_variables
-        }
-        owners = [owner.get(id(v)) for v in self.trainable_variables]
-        return gradient_modulation.modulate_gradients(
-            gradients, owners, coefficients, noise_seed=self._noise_seed
-        )
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         fused = y_pred["fused"]
@@ -521,7 +408,7 @@ class DGLModel(keras.Model):
             self._term(y, fused, sample_weight)
         )
         single_label = self._single_label()
-        labels = _class_ids(y) if single_label else None
+        labels = _losses.class_ids(y) if single_label else None
         for name in self.modality_names:
             logits = y_pred["unimodal"][name]
             trackers[f"{name}_loss"].update_state(
@@ -540,12 +427,9 @@ class DGLModel(keras.Model):
 
     def _logged_trackers(self):
         """The loss-term trackers, and the accuracies for one-class tasks."""
-        if self._single_label():
-            return list(self._term_trackers.values())
         return [
-            tracker
-            for key, tracker in self._term_trackers.items()
-            if not key.endswith("_accuracy")
+            tracker for key, tracker in self._term_trackers.items()
+            if self._single_label() or not key.endswith("_accuracy")
         ]
 
     @property
@@ -585,7 +469,7 @@ class DGLModel(keras.Model):
 
     def _predict(self, call, x, **kwargs):
         self._check_data(call, x)
-        with dgl_backend.state_kept_on_error(self, _input_shapes(x)):
+        with dgl_backend.state_kept_on_error(self, _helpers.input_shapes(x)):
             return super().predict(x, **kwargs)
 
     # Serialization -----------------------------------------------------------
@@ -603,6 +487,7 @@ class DGLModel(keras.Model):
                 "method": self.method,
                 "fused_weight": self.fused_weight,
                 "ogm_alpha": self.ogm_alpha,
+                "method_options": self.method_options,
             }
         )
         return config
@@ -696,44 +581,7 @@ class DGLModel(keras.Model):
         )
 
     def _check_example_shape(self, name, example_shape, dtype):
-        """Why the built encoder of `name` cannot take this example shape.
-
-        Returns `None` if it can, else `(built example shape, reason)`. The
-        shape the model was built for always passes. Another shape is traced
-        through the encoder symbolically and, when fully known, run on one
-        zero example (symbolic shape inference lets some mismatches through,
-        e.g. a width of 1 where a `Dense` kernel expects more), so shapes the
-        encoder takes by design (any clip length before global pooling)
-        pass. The features must keep the width the fusion layer was built for.
-        Accepted shapes are remembered.
-        """
-        example_shape = tuple(example_shape)
-        built = self._built_example_shapes[name]
-        if _same_shape(example_shape, built) or (
-            (name, example_shape) in self._accepted_example_shapes
-        ):
-            return None
-        try:
-            dtype = keras.backend.standardize_dtype(dtype)
-        except (TypeError, ValueError):
-            dtype = "float32"
-        encoder = self.encoders[name]
-        try:
-            shape = tuple(
-                encoder(keras.KerasTensor((None,) + example_shape, dtype=dtype)).shape
-            )
-            if None not in example_shape:
-                zeros = ops.zeros((1,) + example_shape, dtype=dtype)
-                shape = (None,) + tuple(encoder(zeros, training=False).shape)[1:]
-        except Exception as error:  # Keras raises several types for this.
-            return built, _first_line(error)
-        if len(shape) != 2 or shape[-1] != self._feature_dims[name]:
-            return built, (
-                f"its features would have shape {shape}, not (batch, "
-                f"{self._feature_dims[name]})"
-            )
-        self._accepted_example_shapes.add((name, example_shape))
-        return None
+        return _helpers.check_example_shape(self, name, example_shape, dtype)
 
     # Fusion refit --------------------------------------------------------------
 
@@ -762,188 +610,3 @@ class DGLModel(keras.Model):
 
         return refit_fusion(self, train_data, validation_data, **kwargs)
 
-
-# Losses that would read the model's logits as probabilities when named by string.
-_LOGIT_LOSSES = {
-    "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
-    "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
-    "categorical_focal_crossentropy": keras.losses.CategoricalFocalCrossentropy,
-    "binary_crossentropy": keras.losses.BinaryCrossentropy,
-    "binary_focal_crossentropy": keras.losses.BinaryFocalCrossentropy,
-}
-
-
-def _logits_loss(loss):
-    """The per-term loss, checked to read logits (the model outputs logits)."""
-    if loss is None:
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    if isinstance(loss, str) and loss in _LOGIT_LOSSES:
-        return _LOGIT_LOSSES[loss](from_logits=True)
-    loss = keras.losses.get(loss)
-    if isinstance(loss, keras.losses.Loss):
-        if loss.get_config().get("from_logits") is False:
-            raise ValueError(
-                f"DGLModel outputs logits, but the loss {loss.name!r} expects "
-                "probabilities. Pass `from_logits=True` to the loss."
-            )
-    elif any(loss is getattr(keras.losses, name, None) for name in _LOGIT_LOSSES):
-        # The functions read probabilities unless called with from_logits.
-        raise ValueError(
-            f"DGLModel outputs logits, but the loss function {loss.__name__} "
-            f"reads probabilities. Pass loss={loss.__name__!r} (a string) or "
-            "a loss object with `from_logits=True`."
-        )
-    elif callable(loss):
-        loss = _FunctionLoss(loss)
-    return loss
-
-
-class _FunctionLoss(keras.losses.Loss):
-    """A loss function (`"mse"`, or the user's own) applied as a Loss object.
-
-    A bare function returns per-example values and takes no sample weights;
-    `keras.losses.Loss` reduces and weighs them as Keras' loss classes do.
-    The compile config keeps the function itself, so this is never saved.
-    """
-
-    def __init__(self, fn):
-        super().__init__(name=getattr(fn, "__name__", "loss"))
-        self.fn = fn
-
-    def call(self, y_true, y_pred):
-        return self.fn(y_true, y_pred)
-
-
-def _loss_name(loss):
-    return repr(getattr(loss, "name", None) or getattr(loss, "__name__", str(loss)))
-
-
-def _class_ids(y):
-    """Integer class ids from sparse or one-hot labels."""
-    if len(y.shape) == 2 and y.shape[1] not in (None, 1):
-        return ops.argmax(y, axis=-1)
-    return ops.cast(ops.reshape(y, (-1,)), "int32")
-
-
-def _check_encoders(encoders):
-    if not isinstance(encoders, dict):
-        raise TypeError(
-            "`encoders` must be a dict mapping modality names to Keras layers. "
-            f"Received: {type(encoders).__name__}"
-        )
-    if len(encoders) < 2:
-        raise ValueError(
-            "DGLModel needs at least two modalities (encoders); received "
-            f"{sorted(encoders)}. For one modality, train the encoder with a "
-            "plain classification head."
-        )
-    for name, encoder in encoders.items():
-        if not isinstance(name, str) or not name.isidentifier():
-            raise ValueError(
-                f"Modality name {name!r} must be a string usable as an "
-                "identifier (letters, digits, underscores)."
-            )
-        if name in RESERVED_NAMES:
-            raise ValueError(
-                f"Modality name '{name}' is reserved; rename it "
-                f"(reserved: {RESERVED_NAMES})."
-            )
-        if not isinstance(encoder, keras.layers.Layer):
-            raise TypeError(
-                f"The encoder of modality '{name}' must be a Keras layer or "
-                f"model. Received: {type(encoder).__name__}"
-            )
-    return sorted(encoders)
-
-
-def _check_non_negative(name, value, where=None):
-    """A finite, non-negative number (NumPy scalars included) as a float."""
-    where = where or f"`{name}`"
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{where} must be a number. Received: {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{where} must be a finite number. Received: {value}")
-    if value < 0:
-        raise ValueError(f"{where} must be non-negative. Received: {value}")
-    return value
-
-
-def _check_alpha(alpha, modality_names):
-    if isinstance(alpha, dict):
-        unknown = sorted(set(alpha) - set(modality_names))
-        if unknown:
-            raise ValueError(
-                f"`alpha` names unknown modalities {unknown}; the modalities "
-                f"are {modality_names}."
-            )
-        missing = sorted(set(modality_names) - set(alpha))
-        if missing:
-            raise ValueError(
-                f"`alpha` as a dict must give a weight for every modality; "
-                f"missing: {missing}."
-            )
-        alphas = dict(alpha)
-    else:
-        alphas = {name: alpha for name in modality_names}
-    return {
-        name: _check_non_negative(
-            "alpha", value, where=f"`alpha` for modality '{name}'"
-        )
-        for name, value in alphas.items()
-    }
-
-
-def _same_shape(shape, other):
-    """Equal rank and equal dims wherever both are known."""
-    return len(shape) == len(other) and all(
-        a is None or b is None or a == b for a, b in zip(shape, other)
-    )
-
-
-def _input_shapes(x):
-    """Input shapes `{modality: (None, ...)}` of a dict of arrays or a dataset."""
-    spec = getattr(x, "element_spec", None)
-    if spec is not None:
-        x = spec[0] if isinstance(spec, tuple) else spec
-    if not isinstance(x, dict):
-        return None
-    shapes = {}
-    for name, value in x.items():
-        shape = getattr(value, "shape", None)
-        if shape is None or getattr(shape, "rank", 0) is None:
-            return None
-        shapes[name] = (None,) + tuple(shape)[1:]
-    return shapes
-
-
-# Keras modules of backend-specific subclasses of its public optimizers.
-_BACKEND_MODULE = re.compile(r"^keras\.src\.backend\.")
-
-
-def _backend_neutral(optimizer_config):
-    """An optimizer's serialized config that loads under every backend.
-
-    On the torch backend `keras.optimizers.Adam(...)` is an instance of a
-    torch-specific subclass, and Keras stores that subclass' module, which
-    imports torch. The public class of the same name rebuilds the same
-    optimizer (and its variables) on any backend.
-    """
-    module = optimizer_config.get("module")
-    if isinstance(module, str) and _BACKEND_MODULE.match(module):
-        public = getattr(keras.optimizers, optimizer_config.get("class_name", ""), None)
-        if public is not None:
-            return dict(optimizer_config, module="keras.optimizers")
-    return optimizer_config
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _first_line(error):
-    """The informative line of a (possibly multi-line) Keras error."""
-    for line in _ANSI.sub("", str(error)).splitlines():
-        line = line.strip()
-        if line and not line.startswith(("Exception encountered", "Arguments received")):
-            return line
-    return type(error).__name__
