@@ -139,10 +139,11 @@ def test_a_task_the_diagnostics_cannot_score_is_named():
 
 
 def test_keras_dgl_train_refuses_a_task_it_cannot_score():
-    from keras_dgl import experiment
+    from keras_dgl.experiments import config as experiment_config
+    from keras_dgl.experiments import factories
 
-    config = experiment.ExperimentConfig(
+    config = experiment_config.ExperimentConfig(
         dataset="synthetic", data_options={"task": "regression"}
     ).resolved()
-    with pytest.raises(experiment.ExperimentError, match=r"task='regression'"):
-        experiment.load_splits(config, seed=0)
+    with pytest.raises(experiment_config.ExperimentError, match=r"task='regression'"):
+        factories.load_splits(config, seed=0)

@@ -79,7 +79,7 @@ def _hand_metric(name, outputs, y):
     raise KeyError(name)
 
 
-@pytest.mark.parametrize("method", ["dgl", "joint"])
+@pytest.mark.parametrize("method", ["dgl", "joint", "joint_aux"])
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_task_trains_and_lowers_its_loss(task, method):
     splits = _data(task)
@@ -236,16 +236,36 @@ def test_compile_refuses_what_does_not_suit_logits_or_the_task(build, pattern):
         build(model)
 
 
-def test_classification_needs_two_outputs_and_ogm_needs_classification():
+def test_classification_needs_two_outputs():
     encoders = {name: make_encoder(4) for name in MODALITIES}
     model = keras_dgl.DGLModel(encoders, make_fusion("concat", None, units=1))
     with pytest.raises(ValueError, match=r"at least 2 outputs.*units=1"):
         model.compile(optimizer="sgd")
-    for method in ("ogm", "ogm_ge"):
+
+
+# Methods that read class probabilities, and a word of why they need them.
+CLASS_METHODS = {
+    "ogm": "softmax probability", "ogm_ge": "softmax probability",
+    "agm": "softmax probabilities", "inforeg": "Fisher trace",
+    "pmr": "class means", "mla": "entropies", "reconboost": "KL divergence",
+}
+
+
+@pytest.mark.parametrize("loss, task", [("binary_crossentropy", "multilabel"),
+                                        ("mse", "regression")])
+def test_methods_that_read_class_probabilities_refuse_other_tasks(loss, task):
+    from keras_dgl.models import methods
+
+    generic = {name for name, cls in methods.REGISTRY.items()
+               if cls.needs_class_labels is None}
+    assert generic == {"dgl", "joint", "joint_aux", "gblend", "mmpareto"}
+    assert set(methods.REGISTRY) - generic == set(CLASS_METHODS)
+    for method, why in CLASS_METHODS.items():
         model = keras_dgl.DGLModel(
             {name: make_encoder(4) for name in MODALITIES},
             make_fusion("concat", 3), method=method,
         )
         with pytest.raises(ValueError, match=rf"method='{method}' needs a "
-                           r"classification loss.*multilabel task"):
-            model.compile(optimizer="sgd", loss="binary_crossentropy")
+                           rf"classification loss.*{why}.*a {task} task"):
+            model.compile(optimizer="sgd", loss=loss)
+        assert model.task is None
