@@ -138,6 +138,13 @@ def test_a_task_the_diagnostics_cannot_score_is_named():
         diagnostics.modality_contribution(model, splits.numpy("test"))
 
 
+def test_shapley_contribution_needs_classification():
+    model, splits = _model("regression", epochs=0)
+    with pytest.raises(ValueError, match=r"shapley_contribution scores "
+                       r"classification.*'regression' task"):
+        diagnostics.shapley_contribution(model, splits.numpy("test"))
+
+
 def test_keras_dgl_train_refuses_a_task_it_cannot_score():
     from keras_dgl.experiments import config as experiment_config
     from keras_dgl.experiments import factories

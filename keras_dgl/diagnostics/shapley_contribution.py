@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 
-from keras_dgl.diagnostics._data import class_ids
-from keras_dgl.diagnostics._data import to_numpy
+from keras_dgl.utils.accuracy import class_ids
+from keras_dgl.utils.data_adapter import to_numpy
 
 # Subsets are enumerated exactly up to this many modalities (2**8 passes).
 MAX_EXACT_MODALITIES = 8
@@ -82,6 +82,15 @@ def shapley_contribution(
     if not exact and int(num_permutations) < 1:
         raise ValueError(
             f"`num_permutations` must be at least 1. Received: {num_permutations}"
+        )
+    task = getattr(model, "task", None) or "classification"
+    if task != "classification":
+        # Its values are of accuracy and cross-entropy of one class per example.
+        raise ValueError(
+            "shapley_contribution scores classification models (accuracy and "
+            f"cross-entropy); this model's loss makes it a {task!r} task. "
+            "Use keras_dgl.diagnostics.modality_contribution, which scores "
+            "with the task's own measure."
         )
     x, y = to_numpy(data)
     labels = class_ids(y)
