@@ -9,16 +9,18 @@ factors that three modalities observe at different signal-to-noise ratios
 one output per target (`units=2`). The script trains DGL and joint training
 with the same encoders, initialisation, budget and seed, and prints each
 one's test mean absolute error and R² for the fused prediction and for each
-modality's own prediction.
+modality's own prediction. With `--out DIR` it also saves each trained
+model (`<method>.keras`).
 
 Run:
 
     python examples/three_modalities_regression.py
-    python examples/three_modalities_regression.py --methods dgl --epochs 5
+    python examples/three_modalities_regression.py --methods dgl --epochs 5 --out runs
     python examples/three_modalities_regression.py --quick      # a smoke test
 """
 
 import argparse
+import os
 
 import keras
 import numpy as np
@@ -26,6 +28,7 @@ import numpy as np
 import keras_dgl
 from keras_dgl import datasets
 from keras_dgl import layers
+from keras_dgl.experiments import store
 
 MODALITIES = {
     "audio": {"dim": 16, "informativeness": 0.8},
@@ -60,6 +63,7 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="1 epoch of 2 batches per split, to check that it runs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="folder for the trained models")
     args = parser.parse_args(argv)
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if args.quick:
@@ -67,12 +71,17 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    splits = datasets.synthetic(
+def load_data(args):
+    """The synthetic regression splits of `args.seed`."""
+    return datasets.synthetic(
         task="regression", num_targets=NUM_TARGETS, modalities=MODALITIES,
         seed=args.seed,
     )
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    splits = load_data(args)
     train, validation = splits.train, splits.validation
     x_test, y_test = splits.numpy("test")
     if args.max_steps:
@@ -95,13 +104,17 @@ def main(argv=None):
                    r2_score(predictions[name], y_test))
             for name in ["fused"] + list(MODALITIES)
         }
+        if args.out:
+            os.makedirs(args.out, exist_ok=True)
+            with store.atomic_path(os.path.join(args.out, f"{method}.keras")) as path:
+                model.save(path)
 
     names = ["fused"] + list(MODALITIES)
     print(f"Test MAE / R², {NUM_TARGETS} targets, {args.epochs} epochs, "
           f"{keras.backend.backend()} backend")
-    print(f"{'method':<10} " + " ".join(f"{n:>15}" for n in names))
+    print(f"{'method':<10} " + " ".join(f"{n:>17}" for n in names))
     for method, scores in results.items():
-        row = " ".join(f"{mae:>7.3f} / {r2:>5.3f}" for mae, r2 in scores.values())
+        row = " ".join(f"{mae:>7.4f} / {r2:>7.4f}" for mae, r2 in scores.values())
         print(f"{method:<10} {row}")
     return results
 
