@@ -84,7 +84,8 @@ def run(task, method, seed, epochs):
     )
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
     keep_best = keras.callbacks.EarlyStopping(
-        monitor="val_multimodal_loss", patience=epochs, restore_best_weights=True
+        monitor="val_multimodal_loss", mode="min", patience=epochs,
+        restore_best_weights=True,
     )
     model.fit(splits.train, validation_data=splits.validation, epochs=epochs,
               callbacks=[keep_best], verbose=0)

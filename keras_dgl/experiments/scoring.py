@@ -4,8 +4,8 @@ The encoders are frozen once training ends, so each split is pushed through
 them once (in inference mode) and every score is computed from those
 features: the fused and per-modality test accuracy (the fusion layer on the
 features), the linear probes (train and test features), the modality
-contribution (a zeroed modality is its encoder's output on zeros, computed
-once and repeated), the fusion refit (train and validation features) and
+contribution, drop-one and Shapley (a zeroed modality is its encoder's
+output on zeros, computed once and repeated), the fusion refit (train and validation features) and
 the refit model's test accuracy.
 """
 
@@ -16,6 +16,7 @@ import numpy as np
 
 from keras_dgl import backend as dgl_backend
 from keras_dgl.diagnostics.linear_probe import probe_accuracy
+from keras_dgl.diagnostics.shapley_contribution import shapley_values
 from keras_dgl.utils.accuracy import accuracy
 from keras_dgl.utils.encoder_features import encoder_features
 
@@ -73,11 +74,31 @@ class EncodedSplits:
         return self._zeros
 
 
-def fusion_predictions(fusion, features, batch_size=INFERENCE_BATCH):
-    """The fusion layer's inference-mode predictions from features.
+def feature_predictor(model):
+    """A callable from a batch of encoder features to the model's outputs.
+
+    A `DGLModel` maps features with its method's forward pass
+    (`outputs_from_features`); another multimodal model class with the same
+    constructor is assumed to fuse with its fusion layer, which
+    `check_consistent` verifies.
+    """
+    hook = getattr(model, "outputs_from_features", None)
+    if hook is not None:
+        return hook
+    fusion = model.fusion
+    return lambda chunk: {
+        "fused": fusion(chunk, training=False),
+        "unimodal": fusion(chunk, unimodal=True, training=False),
+    }
+
+
+def fusion_predictions(predict, features, batch_size=INFERENCE_BATCH):
+    """Inference-mode predictions from features.
 
     Args:
-        fusion: a `keras_dgl.layers.FusionLayer`.
+        predict: a callable from `{modality: (batch, dim)}` features to
+            `{"fused": logits, "unimodal": {modality: logits}}`
+            (`feature_predictor(model)`).
         features: dict mapping each modality to an `(n, dim)` array.
         batch_size: int. Examples per call. Defaults to `256`.
 
@@ -90,10 +111,10 @@ def fusion_predictions(fusion, features, batch_size=INFERENCE_BATCH):
     with dgl_backend.no_grad():
         for start in range(0, count, batch_size):
             chunk = {n: features[n][start:start + batch_size] for n in names}
-            parts["fused"].append(_numpy(fusion(chunk, training=False)))
-            unimodal = fusion(chunk, unimodal=True, training=False)
+            outputs = predict(chunk)
+            parts["fused"].append(_numpy(outputs["fused"]))
             for name in names:
-                parts[name].append(_numpy(unimodal[name]))
+                parts[name].append(_numpy(outputs["unimodal"][name]))
     return {key: np.concatenate(chunks) for key, chunks in parts.items()}
 
 
@@ -121,7 +142,7 @@ def check_consistent(model, run, splits, encoded):
             batch = {name: np.asarray(x[name][:count]) for name in model.modality_names}
             expected = _numpy(model(batch, training=False)["fused"])
             got = fusion_predictions(
-                model.fusion, {n: f[:count] for n, f in features.items()}
+                feature_predictor(model), {n: f[:count] for n, f in features.items()}
             )["fused"]
         else:
             expected = _numpy(model(np.asarray(x[run.modality][:count]), training=False))
@@ -162,7 +183,7 @@ def score_run(model, encoders, run, splits, config, log, counter):
             logits = _numpy(head(test_x[run.modality]))
         scores = {"test_accuracy": {run.modality: accuracy(logits, test_y)}}
     else:
-        predictions = fusion_predictions(model.fusion, test_x)
+        predictions = fusion_predictions(feature_predictor(model), test_x)
         scores = {
             "test_accuracy": {
                 name: accuracy(logits, test_y) for name, logits in predictions.items()
@@ -173,34 +194,56 @@ def score_run(model, encoders, run, splits, config, log, counter):
     )
     if run.modality is not None:
         return scores
-    scores["contribution"] = zero_contribution(model.fusion, encoded)
-    if config.refit:
+    scores["contribution"] = zero_contribution(feature_predictor(model), encoded)
+    if config.refit and getattr(model, "fused_by_fusion_layer", True):
         scores["refit"] = refit(model, encoded, config, log, counter, run)
+    elif config.refit:
+        log(f"{counter} {run.name}: no fusion refit ({run.method}'s fused "
+            "prediction does not come from the fusion layer)")
     return scores
 
 
-def zero_contribution(fusion, encoded):
-    """Fused test accuracy with each modality's input zeroed.
+def zero_contribution(predict, encoded):
+    """Fused test accuracy with modalities' inputs zeroed: drop-one and Shapley.
 
-    Matches `keras_dgl.diagnostics.modality_contribution(mode="zero")`: a
-    zeroed modality's features are its encoder's output on an all-zero
-    input.
+    Matches `keras_dgl.diagnostics.modality_contribution(mode="zero")` and
+    the accuracy of `keras_dgl.diagnostics.shapley_contribution`: a zeroed
+    modality's features are its encoder's output on an all-zero input.
+
+    Args:
+        predict: the model's `feature_predictor`.
+        encoded: the run's `EncodedSplits`.
 
     Returns:
-        dict: `mode`, `fused`, `ablated` and `drop` per modality.
+        dict: `mode`, `fused`, `ablated` and `drop` per modality,
+        `shapley` (the Shapley value of each modality for fused accuracy;
+        they sum to `fused - all_zeroed`) and `all_zeroed`.
     """
     features, labels = encoded["test"]
     count = len(labels)
-    full = accuracy(fusion_predictions(fusion, features)["fused"], labels)
-    ablated = {}
-    for name, zero in encoded.zeros().items():
-        replaced = {**features, name: np.repeat(zero, count, axis=0)}
-        ablated[name] = accuracy(fusion_predictions(fusion, replaced)["fused"], labels)
+    zeros = encoded.zeros()
+    names = list(features)
+
+    def fused_accuracy(present):
+        replaced = {
+            name: features[name] if name in present
+            else np.repeat(zeros[name], count, axis=0)
+            for name in names
+        }
+        return (accuracy(fusion_predictions(predict, replaced)["fused"], labels),)
+
+    full = fused_accuracy(names)[0]
+    ablated = {
+        name: fused_accuracy([n for n in names if n != name])[0] for name in names
+    }
+    _, phi = shapley_values(names, fused_accuracy)
     return {
         "mode": "zero",
         "fused": full,
         "ablated": ablated,
         "drop": {name: full - value for name, value in ablated.items()},
+        "shapley": {name: float(phi[name][0]) for name in names},
+        "all_zeroed": fused_accuracy(())[0],
     }
 
 
@@ -215,7 +258,9 @@ def refit(model, encoded, config, log, counter, run):
         features_given=True,
     )
     test_x, test_y = encoded["test"]
-    fused = accuracy(fusion_predictions(model.fusion, test_x)["fused"], test_y)
+    fused = accuracy(
+        fusion_predictions(feature_predictor(model), test_x)["fused"], test_y
+    )
     before, after = outcome["before"], outcome["after"]
     log(f"{counter} {run.name}: fusion refit, epoch {outcome['best_epoch']} of "
         f"{outcome['epochs_run']} kept (validation loss "

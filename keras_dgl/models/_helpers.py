@@ -175,3 +175,20 @@ def check_example_shape(model, name, example_shape, dtype):
         )
     model._accepted_example_shapes.add((name, example_shape))
     return None
+
+
+def check_input_keys(modality_names, inputs, what):
+    """`inputs`, checked to be a dict keyed by exactly the modalities."""
+    if not isinstance(inputs, dict):
+        raise TypeError(
+            f"DGLModel expects its {what} as a dict keyed by modality "
+            f"{modality_names}. Received: {type(inputs).__name__}"
+        )
+    missing = sorted(set(modality_names) - set(inputs))
+    extra = sorted(set(inputs) - set(modality_names))
+    if missing or extra:
+        raise ValueError(
+            f"DGLModel {what} keys must match the encoders "
+            f"{modality_names}. Missing: {missing}; unexpected: {extra}."
+        )
+    return inputs

@@ -9,6 +9,28 @@ from keras_dgl.models import _validation
 _ACCURACY_NAMES = ("accuracy", "acc")
 
 
+def output_metrics(model, metrics, weighted_metrics):
+    """The compiled-metrics container of a compiled `model`, or `None`."""
+    if not (metrics or weighted_metrics):
+        return None
+    return OutputMetrics(
+        metrics, weighted_metrics, model._label_kind, model.fusion.units,
+        model.modality_names,
+        taken={m.name for m in model._logged_trackers()} | {"loss"},
+    )
+
+
+def listed(model_metrics, trackers, logged):
+    """The model's metrics, each once, without the term trackers not logged."""
+    hidden = {id(t) for t in trackers} - {id(t) for t in logged}
+    unique = {}
+    for metric in list(model_metrics) + list(logged):
+        # Keras tracks the trackers as attributes too: list each once.
+        if id(metric) not in hidden:
+            unique.setdefault(id(metric), metric)
+    return list(unique.values())
+
+
 class OutputMetrics(keras.metrics.Metric):
     """Every compiled metric, once on the fused output and once per modality.
 

@@ -419,3 +419,24 @@ def _shape_text(shape):
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (
         ",)" if len(shape) == 1 else ")"
     )
+
+
+def check_step_labels(y, fused, labels):
+    """Label checks inside a step, where shapes may be symbolic.
+
+    `labels` is the model's `(label kind, outputs)` or `None` uncompiled.
+    """
+    if y is None:
+        raise ValueError("DGLModel needs labels `y` to compute its losses.")
+    y_shape = tuple(y.shape)
+    if labels is not None:
+        check_label_shape("compute_loss", y_shape, labels)
+    batch_size = fused.shape[0]
+    if y_shape and None not in (y_shape[0], batch_size) and (
+        y_shape[0] != batch_size
+    ):
+        raise ValueError(
+            f"Labels have batch size {y_shape[0]} but the inputs have "
+            f"{batch_size} (labels shape {y_shape})."
+        )
+    return y

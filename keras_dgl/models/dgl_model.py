@@ -212,6 +212,27 @@ class DGLModel(keras.Model):
         outputs, extras = self._forward(inputs, training, extras=return_extras)
         return (outputs, extras) if return_extras else outputs
 
+    def outputs_from_features(self, features, training=False):
+        """What `call` returns, from the encoders' features.
+
+        The method's forward pass from `{modality: (batch, dim) features}`
+        to `{"fused": logits, "unimodal": {name: logits}}`, for callers that
+        encode once and score many variants (zeroed modalities, subsets).
+
+        Example: `model.outputs_from_features({"a": fa, "b": fb})["fused"]`.
+        """
+        outputs, _ = self._method.forward(self, features, training)
+        return outputs
+
+    @property
+    def fused_by_fusion_layer(self):
+        """Whether the fused logits are `self.fusion`'s fused output.
+
+        False for methods that combine the unimodal predictions instead
+        (`"mla"`, `"reconboost"`); a fusion refit does not apply to them.
+        """
+        return self._method.fused_by_fusion_layer
+
     def _forward(self, inputs, training, extras=False):
         inputs = self._check_input_keys(inputs, "inputs")
         features = {}
@@ -256,13 +277,7 @@ class DGLModel(keras.Model):
         self._compile_loss = None
         # Keras' compiled metrics expect one prediction per metric; these are
         # applied to the fused output and to each modality's.
-        compile_metrics = None
-        if metrics or weighted_metrics:
-            compile_metrics = _metrics.OutputMetrics(
-                metrics, weighted_metrics, kind, self.fusion.units,
-                self.modality_names,
-                taken={m.name for m in self._logged_trackers()} | {"loss"},
-            )
+        compile_metrics = _metrics.output_metrics(self, metrics, weighted_metrics)
         # Set as Keras' compile() sets its own, without attribute tracking,
         # which would keep a replaced container among the model's metrics.
         object.__setattr__(self, "_compile_metrics", compile_metrics)
@@ -434,15 +449,9 @@ class DGLModel(keras.Model):
 
     @property
     def metrics(self):
-        hidden = {id(t) for t in self._term_trackers.values()} - {
-            id(t) for t in self._logged_trackers()
-        }
-        unique = {}
-        for metric in super().metrics + self._logged_trackers():
-            # Keras tracks the trackers as attributes too: list each once.
-            if id(metric) not in hidden:
-                unique.setdefault(id(metric), metric)
-        return list(unique.values())
+        return _metrics.listed(
+            super().metrics, self._term_trackers.values(), self._logged_trackers()
+        )
 
     # Prediction ------------------------------------------------------------
 
@@ -505,19 +514,7 @@ class DGLModel(keras.Model):
     # Validation --------------------------------------------------------------
 
     def _check_input_keys(self, inputs, what):
-        if not isinstance(inputs, dict):
-            raise TypeError(
-                f"DGLModel expects its {what} as a dict keyed by modality "
-                f"{self.modality_names}. Received: {type(inputs).__name__}"
-            )
-        missing = sorted(set(self.modality_names) - set(inputs))
-        extra = sorted(set(inputs) - set(self.modality_names))
-        if missing or extra:
-            raise ValueError(
-                f"DGLModel {what} keys must match the encoders "
-                f"{self.modality_names}. Missing: {missing}; unexpected: {extra}."
-            )
-        return inputs
+        return _helpers.check_input_keys(self.modality_names, inputs, what)
 
     def _check_feature_shape(self, name, shape):
         shape = tuple(shape)
@@ -531,21 +528,7 @@ class DGLModel(keras.Model):
 
     def _check_labels(self, y, fused):
         """Label shape checks inside a step (shapes may be symbolic there)."""
-        if y is None:
-            raise ValueError("DGLModel needs labels `y` to compute its losses.")
-        y_shape = tuple(y.shape)
-        labels = self._label_spec()
-        if labels is not None:
-            _validation.check_label_shape("compute_loss", y_shape, labels)
-        batch_size = fused.shape[0]
-        if y_shape and None not in (y_shape[0], batch_size) and (
-            y_shape[0] != batch_size
-        ):
-            raise ValueError(
-                f"Labels have batch size {y_shape[0]} but the inputs have "
-                f"{batch_size} (labels shape {y_shape})."
-            )
-        return y
+        return _validation.check_step_labels(y, fused, self._label_spec())
 
     def _label_spec(self):
         """`(label kind, outputs)` for the compiled loss, or `None` uncompiled."""

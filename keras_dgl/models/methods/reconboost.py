@@ -79,6 +79,8 @@ class ReconBoost(Method):
         "weight1": 5.0,
         "weight2": 1.0,
     }
+    # The fused prediction combines the unimodal ones, not the fusion layer's.
+    fused_by_fusion_layer = False
     own_step = True
     needs_class_labels = (
         "its reconcilement term is a KL divergence between class distributions."
