@@ -37,7 +37,7 @@ TASK_LOSSES = {
     ),
     "regression_mse": (
         lambda: "mse",
-        lambda y, out: keras.ops.mean(keras.ops.square(out - y)),
+        lambda y, out: keras.ops.mean(keras.ops.square(keras.ops.subtract(out, y))),
         lambda y: np.random.default_rng(5).normal(size=(len(y), 3)).astype("float32"),
     ),
     "regression_huber": (
