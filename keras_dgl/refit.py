@@ -97,7 +97,9 @@ def refit_fusion(
     Returns:
         A dict: `before` and `after` (each with `train_loss`,
         `train_accuracy`, `val_loss`, `val_accuracy`, in inference mode;
-        the `val_` entries are `None` without validation data),
+        the `val_` entries are `None` without validation data, the
+        accuracies are `None` for regression and are per-label accuracies
+        for multi-label models),
         `best_epoch` (int; `0` means the original weights were kept),
         `epochs_run`, `monitored_on` (`"validation"` or `"train"`),
         `monitor`, `history` (per-epoch `loss` and `accuracy` of training
@@ -121,6 +123,12 @@ def refit_fusion(
         )
     if int(epochs) < 1:
         raise ValueError(f"`epochs` must be >= 1. Received: {epochs}")
+    if monitor == "accuracy" and not _accuracy_metrics(model):
+        raise ValueError(
+            "refit_fusion(monitor='accuracy') needs a classification or "
+            f"multilabel model; this one is a {model.task!r} model. Use "
+            "monitor='loss'."
+        )
     if patience is not None and int(patience) < 1:
         raise ValueError(
             f"`patience` must be >= 1 or None. Received: {patience}"
@@ -170,7 +178,7 @@ def refit_fusion(
         head.compile(
             optimizer=optimizer,
             loss=term_loss,
-            metrics=["accuracy"],
+            metrics=_accuracy_metrics(model),
         )
         before = _scores(head, train_x, train_y, val_x, val_y)
         monitored = (val_x, val_y) if val_x is not None else (train_x, train_y)
@@ -325,8 +333,20 @@ def _scores(head, train_x, train_y, val_x, val_y):
             x, y, batch_size=_EVAL_BATCH, verbose=0, return_dict=True
         )
         scores[prefix + "loss"] = float(logs["loss"])
-        scores[prefix + "accuracy"] = float(logs["accuracy"])
+        accuracy = logs.get("accuracy")
+        scores[prefix + "accuracy"] = None if accuracy is None else float(accuracy)
     return scores
+
+
+def _accuracy_metrics(model):
+    """The refit's accuracy for the model's task; none for regression."""
+    task = getattr(model, "task", None) or "classification"
+    if task == "classification":
+        return ["accuracy"]
+    if task == "multilabel":
+        # Per-label accuracy of the logits, at probability 0.5.
+        return [keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)]
+    return []
 
 
 def _floats(values):

@@ -8,7 +8,8 @@ one line, `WORST <relative error>`, the largest mismatch over every variable
 and step. Each step is one compiled call, so this checks what the backend's
 training step does, graph ordering included.
 
-Usage: `python optimizer_update_worker.py NUM_SEEDS`.
+Usage: `python optimizer_update_worker.py NUM_SEEDS [TASKS]`, with TASKS a
+comma list of `classification` (the default), `multilabel`, `regression`.
 """
 
 import sys
@@ -30,7 +31,35 @@ def _cross_entropy(y, logits):
     )
 
 
-def _expected_gradients(model, x, y, method, alpha):
+def _binary_cross_entropy(y, logits):
+    return keras.ops.mean(keras.losses.binary_crossentropy(y, logits, from_logits=True))
+
+
+def _squared_error(y, outputs):
+    return keras.ops.mean(keras.ops.square(outputs - y))
+
+
+# Per task: the compiled loss, the same loss written out, and labels.
+TASKS = {
+    "classification": (
+        None,
+        _cross_entropy,
+        lambda rng: rng.integers(0, 3, size=8),
+    ),
+    "multilabel": (
+        "binary_crossentropy",
+        _binary_cross_entropy,
+        lambda rng: (rng.random((8, 3)) < 0.4).astype("float32"),
+    ),
+    "regression": (
+        "mse",
+        _squared_error,
+        lambda rng: rng.normal(size=(8, 3)).astype("float32"),
+    ),
+}
+
+
+def _expected_gradients(model, x, y, method, alpha, loss):
     """The gradient each variable must get, from the terms taken separately."""
     names = model.modality_names
     encoder_vars = [v for n in names for v in model.encoders[n].trainable_variables]
@@ -44,10 +73,10 @@ def _expected_gradients(model, x, y, method, alpha):
     def grads(loss_fn):
         return dgl_backend.value_and_gradients(loss_fn, variables)[1]
 
-    multimodal = grads(lambda: _cross_entropy(y, model.fusion(features())))
+    multimodal = grads(lambda: loss(y, model.fusion(features())))
     unimodal = {
         n: grads(
-            lambda n=n: _cross_entropy(y, model.fusion(features(), unimodal=True)[n])
+            lambda n=n: loss(y, model.fusion(features(), unimodal=True)[n])
         )
         for n in names
     }
@@ -68,7 +97,8 @@ def _expected_gradients(model, x, y, method, alpha):
     return variables, expected
 
 
-def check(method, alpha, fusion, seed):
+def check(method, alpha, fusion, seed, task="classification"):
+    compiled, loss, make_labels = TASKS[task]
     keras.utils.set_random_seed(seed)
     encoders = {
         "a": keras.layers.Dense(4, activation="tanh"),
@@ -81,12 +111,12 @@ def check(method, alpha, fusion, seed):
         "a": rng.normal(size=(8, 5)).astype("float32"),
         "b": rng.normal(size=(8, 6)).astype("float32"),
     }
-    y = rng.integers(0, 3, size=8)
+    y = make_labels(rng)
     model.build({"a": (None, 5), "b": (None, 6)})
-    model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE))
+    model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE), loss=compiled)
     worst = 0.0
     for _ in range(STEPS):
-        variables, expected = _expected_gradients(model, x, y, method, alpha)
+        variables, expected = _expected_gradients(model, x, y, method, alpha, loss)
         before = [np.array(keras.ops.convert_to_numpy(v.value)) for v in variables]
         model.train_on_batch(x, y)
         for variable, start, gradient in zip(variables, before, expected):
@@ -97,9 +127,10 @@ def check(method, alpha, fusion, seed):
     return worst
 
 
-def main(num_seeds):
+def main(num_seeds, tasks=("classification",)):
     worst = max(
-        check(method, alpha, fusion, seed)
+        check(method, alpha, fusion, seed, task)
+        for task in tasks
         for seed in range(num_seeds)
         for method in ("dgl", "joint", "joint_aux")
         for alpha in (1.0, 3.0)
@@ -109,4 +140,4 @@ def main(num_seeds):
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    main(int(sys.argv[1]), *([sys.argv[2].split(",")] if len(sys.argv) > 2 else []))

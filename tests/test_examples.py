@@ -107,6 +107,8 @@ class _Runs:
             # costliest model to compile here.
             "three_modalities.py": ["--quick", "--methods", "dgl",
                                     "--out", str(folder / "three-run")],
+            "three_modalities_regression.py": ["--quick", "--out",
+                                               str(folder / "regression-run")],
             "tuner_search.py": ["--quick", "--directory", str(folder / "tune")],
             "smartwatch_quickstart.py": ["--quick"],
             "switch_backends.py": ["--quick", "--backends", BACKEND],
@@ -136,8 +138,8 @@ def runs(tmp_path_factory):
 
 def test_every_example_has_a_docstring_and_a_quick_mode():
     assert {"smartwatch_quickstart.py", "crema_d_reproduction.py",
-            "three_modalities.py", "tuner_search.py",
-            "switch_backends.py"} <= set(SCRIPTS)
+            "three_modalities.py", "three_modalities_regression.py",
+            "tuner_search.py", "switch_backends.py"} <= set(SCRIPTS)
     for script in SCRIPTS:
         with open(os.path.join(EXAMPLES, script)) as handle:
             source = handle.read()
@@ -179,6 +181,28 @@ def test_three_modalities(runs):
     saved = json.loads((out / "results.json").read_text())["dgl"]
     assert saved["accuracy"] == pytest.approx(expected["fused"], abs=1e-6)
     assert saved["text_accuracy"] == pytest.approx(expected["text"], abs=1e-6)
+
+
+def test_three_modalities_regression(runs):
+    lines = runs("three_modalities_regression.py").splitlines()
+    header = next(line for line in lines if line.startswith("method"))
+    assert header.split() == ["method", "fused", "audio", "video", "text"]
+    # What it prints is the saved model's MAE / R² on the example's test data.
+    example = _load_example("three_modalities_regression")
+    x, y = example.load_data(example.parse_args(["--quick"])).numpy("test")
+    for method in ("dgl", "joint"):
+        row = next(line for line in lines if line.split()[0] == method)
+        printed = [float(v) for v in row.split()[1:] if v != "/"]
+        model = keras.saving.load_model(str(runs.folder / "regression-run" /
+                                            f"{method}.keras"))
+        assert model.task == "regression"
+        predictions = model.predict_modalities(x, verbose=0)
+        expected = []
+        for name in ("fused", "audio", "video", "text"):
+            error = predictions[name] - y
+            r2 = 1 - (error ** 2).sum(0) / ((y - y.mean(0)) ** 2).sum(0)
+            expected += [np.mean(np.abs(error)), np.mean(r2)]
+        assert printed == pytest.approx(expected, abs=5e-4)
 
 
 def test_tuner_search(runs):

@@ -1,9 +1,12 @@
 """Which parameters receive which gradient, checked numerically per method.
 
 The reference gradients come from the separate loss terms computed without
-any stop-gradient: the multimodal loss CE(fusion(f), y) and each unimodal
-loss CE(fusion_m(f_m), y). DGLModel's single objective must hand each
-parameter group exactly the terms that its method prescribes.
+any stop-gradient: the multimodal loss L(fusion(f), y) and each unimodal
+loss L(fusion_m(f_m), y), with L the compiled loss: cross-entropy for
+classification, and (issue 12) binary cross-entropy for multi-label
+targets, mean squared error and Huber for regression. DGLModel's single
+objective must hand each parameter group exactly the terms that its method
+prescribes.
 """
 
 import keras
@@ -22,6 +25,29 @@ def _cross_entropy(y, logits):
     )
 
 
+# Per task: the compiled loss, the same loss written out, and labels for a
+# batch of class ids `y` (3 outputs).
+TASK_LOSSES = {
+    "multilabel": (
+        lambda: keras.losses.BinaryCrossentropy(from_logits=True),
+        lambda y, out: keras.ops.mean(
+            keras.losses.binary_crossentropy(y, out, from_logits=True)
+        ),
+        lambda y: np.eye(3, dtype="float32")[y] + np.eye(3, dtype="float32")[(y + 1) % 3],
+    ),
+    "regression_mse": (
+        lambda: "mse",
+        lambda y, out: keras.ops.mean(keras.ops.square(keras.ops.subtract(out, y))),
+        lambda y: np.random.default_rng(5).normal(size=(len(y), 3)).astype("float32"),
+    ),
+    "regression_huber": (
+        lambda: keras.losses.Huber(delta=0.5),
+        lambda y, out: keras.ops.mean(keras.losses.huber(y, out, delta=0.5)),
+        lambda y: np.random.default_rng(6).normal(size=(len(y), 3)).astype("float32"),
+    ),
+}
+
+
 def _groups(model):
     fusion_core = model.fusion.fused_path_variables()
     heads = {
@@ -34,7 +60,7 @@ def _groups(model):
     return encoders, fusion_core, heads
 
 
-def _reference_terms(model, x, y):
+def _reference_terms(model, x, y, loss=_cross_entropy):
     """Loss functions of each term, with no stop-gradient anywhere."""
 
     def features():
@@ -44,10 +70,10 @@ def _reference_terms(model, x, y):
         }
 
     def multimodal():
-        return _cross_entropy(y, model.fusion(features(), training=True))
+        return loss(y, model.fusion(features(), training=True))
 
     def unimodal(name):
-        return lambda: _cross_entropy(
+        return lambda: loss(
             y, model.fusion(features(), unimodal=True, training=True)[name]
         )
 
@@ -81,8 +107,23 @@ def _assert_grads_equal(actual, expected, what):
 def test_each_group_receives_exactly_its_terms(fusion, method, unimodal_head):
     model = make_model(fusion, method, alpha=ALPHA, unimodal_head=unimodal_head)
     x, y = random_batch()
+    _check_routing(model, method, x, y, _cross_entropy)
+
+
+@pytest.mark.parametrize("task", sorted(TASK_LOSSES))
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("fusion", ["concat", "attention"])
+def test_each_group_receives_exactly_its_terms_for_other_losses(fusion, method, task):
+    compiled, written_out, make_labels = TASK_LOSSES[task]
+    model = make_model(fusion, method, alpha=ALPHA)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=compiled())
+    x, ids = random_batch()
+    _check_routing(model, method, x, make_labels(ids), written_out)
+
+
+def _check_routing(model, method, x, y, loss):
     encoders, fusion_core, heads = _groups(model)
-    multimodal, unimodal = _reference_terms(model, x, y)
+    multimodal, unimodal = _reference_terms(model, x, y, loss)
 
     def total():
         return model.compute_loss(x, y, model(x, training=True))

@@ -3,6 +3,11 @@
 import pathlib
 import re
 
+import keras
+import pytest
+
+import keras_dgl
+
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -19,6 +24,17 @@ def test_quickstart_runs_as_written(capsys):
     assert namespace["logits"].shape == (16, 6)
     assert set(namespace["per_modality"]) == {"fused", "audio", "visual"}
     assert "audio_accuracy" in namespace["history"].history
+
+
+@pytest.mark.parametrize(
+    "heading, task", [("#### Multi-label", "multilabel"), ("#### Regression", "regression")]
+)
+def test_task_sections_run_as_written(heading, task, capsys):
+    # They follow the quickstart, which imports numpy, keras and keras_dgl.
+    namespace = {"keras": keras, "keras_dgl": keras_dgl}
+    exec(compile(_python_block_after(heading), str(README), "exec"), namespace)
+    assert namespace["model"].task == task
+    assert capsys.readouterr().out.split()[0] == task
 
 
 def test_methods_table_is_the_registry():

@@ -1,19 +1,22 @@
-"""Fused accuracy with one modality removed at test time."""
+"""Fused score with one modality removed at test time."""
 
 import numpy as np
 
-from keras_dgl.utils.accuracy import accuracy
+from keras_dgl.diagnostics._task import score
+from keras_dgl.diagnostics._task import task_of
 from keras_dgl.utils.data_adapter import to_numpy
 
 MODES = ("zero", "noise")
 
 
 def modality_contribution(model, data, mode="zero", seed=0, batch_size=256):
-    """Fused accuracy with each modality's input zeroed or replaced by noise.
+    """Fused score with each modality's input zeroed or replaced by noise.
 
-    For each modality in turn, its input is replaced and the fused accuracy
-    recomputed; the drop from the intact accuracy is that modality's
-    contribution. `mode="zero"` feeds zeros (a missing modality);
+    For each modality in turn, its input is replaced and the fused score
+    recomputed; the drop from the intact score is that modality's
+    contribution. The score follows the model's `task`: accuracy for
+    classification, mean per-label accuracy for multi-label, R² for
+    regression. `mode="zero"` feeds zeros (a missing modality);
     `mode="noise"` feeds Gaussian noise with that input's per-feature mean
     and standard deviation over `data`, which keeps its scale but removes
     its information. A modality whose removal costs nothing is ignored by
@@ -27,8 +30,8 @@ def modality_contribution(model, data, mode="zero", seed=0, batch_size=256):
         batch_size: int. Prediction batch size. Defaults to `256`.
 
     Returns:
-        A dict: `"mode"`, `"fused"` (intact accuracy), `"ablated"`
-        `{modality: accuracy without it}` and `"drop"`
+        A dict: `"mode"`, `"fused"` (intact score), `"ablated"`
+        `{modality: score without it}` and `"drop"`
         `{modality: fused - ablated}`.
 
     Example:
@@ -42,9 +45,10 @@ def modality_contribution(model, data, mode="zero", seed=0, batch_size=256):
     """
     if mode not in MODES:
         raise ValueError(f"`mode` must be one of {MODES}. Received: {mode!r}")
+    task = task_of(model, "modality_contribution")
     x, y = to_numpy(data)
     rng = np.random.default_rng(seed)
-    full = accuracy(model.predict(x, batch_size=batch_size, verbose=0), y)
+    full = score(model.predict(x, batch_size=batch_size, verbose=0), y, task)
     ablated = {}
     for name in model.modality_names:
         values = x[name].astype("float32")
@@ -58,7 +62,7 @@ def modality_contribution(model, data, mode="zero", seed=0, batch_size=256):
         logits = model.predict(
             {**x, name: replacement}, batch_size=batch_size, verbose=0
         )
-        ablated[name] = accuracy(logits, y)
+        ablated[name] = score(logits, y, task)
     return {
         "mode": mode,
         "fused": full,

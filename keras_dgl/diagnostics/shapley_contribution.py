@@ -71,6 +71,15 @@ def shapley_contribution(
     """
     names = list(model.modality_names)
     exact = _check_budget(len(names), max_exact, num_permutations)
+    task = getattr(model, "task", None) or "classification"
+    if task != "classification":
+        # Its values are of accuracy and cross-entropy of one class per example.
+        raise ValueError(
+            "shapley_contribution scores classification models (accuracy and "
+            f"cross-entropy); this model's loss makes it a {task!r} task. "
+            "Use keras_dgl.diagnostics.modality_contribution, which scores "
+            "with the task's own measure."
+        )
     x, y = to_numpy(data)
     labels = class_ids(y)
     cache = {}

@@ -122,6 +122,14 @@ def load_splits(config, seed):
     except TypeError as error:
         # An option the loader forwards reaches a function that lacks it.
         raise ExperimentError(f"bad data option for {name}: {error}") from error
+    task = getattr(splits, "task", "classification")
+    if task != "classification":
+        # Every score the runner reports is an accuracy.
+        raise ExperimentError(
+            f"keras-dgl train compares classification runs; {name} with "
+            f"task={task!r} is available from Python "
+            f"(keras_dgl.datasets.{name}(task=...) with DGLModel)"
+        )
     if splits.validation is None:
         raise ExperimentError(
             f"the {name} data has no validation split, and each run's epoch is "

@@ -15,24 +15,72 @@ import numpy as np
 # What the compiled loss expects as labels (see `label_kind`).
 CLASS_IDS = "class_ids"
 ONE_HOT = "one_hot"
+# 0/1 targets (or probabilities), one per output: multi-label tasks.
+BINARY = "binary"
+# Real-valued targets, one per output: regression.
+TARGETS = "targets"
 # A loss of unknown form: labels need only be finite numbers.
 ANY = "any"
+# The task each label kind stands for (`DGLModel.task`).
+TASKS = {
+    CLASS_IDS: "classification",
+    ONE_HOT: "classification",
+    BINARY: "multilabel",
+    TARGETS: "regression",
+    ANY: "custom",
+}
 
 # Tolerance of the row sums of one-hot (or soft) class labels.
 _ROW_SUM_TOLERANCE = 1e-3
 
 
-def label_kind(loss):
-    """The label form a compiled per-term loss expects."""
+def _loss_kinds():
+    """Label kind of each Keras loss class and function the model knows."""
     import keras
 
-    if isinstance(loss, keras.losses.SparseCategoricalCrossentropy):
-        return CLASS_IDS
-    if isinstance(
-        loss,
-        (keras.losses.CategoricalCrossentropy, keras.losses.CategoricalFocalCrossentropy),
-    ):
-        return ONE_HOT
+    losses = keras.losses
+    kinds = {
+        CLASS_IDS: (
+            losses.SparseCategoricalCrossentropy,
+            losses.sparse_categorical_crossentropy,
+        ),
+        ONE_HOT: (
+            losses.CategoricalCrossentropy,
+            losses.CategoricalFocalCrossentropy,
+            losses.categorical_crossentropy,
+            getattr(losses, "categorical_focal_crossentropy", None),
+        ),
+        BINARY: (
+            losses.BinaryCrossentropy,
+            losses.BinaryFocalCrossentropy,
+            losses.binary_crossentropy,
+            getattr(losses, "binary_focal_crossentropy", None),
+        ),
+        TARGETS: (
+            losses.MeanSquaredError,
+            losses.MeanAbsoluteError,
+            losses.MeanSquaredLogarithmicError,
+            losses.MeanAbsolutePercentageError,
+            losses.Huber,
+            losses.LogCosh,
+            losses.mean_squared_error,
+            losses.mean_absolute_error,
+            losses.mean_squared_logarithmic_error,
+            losses.mean_absolute_percentage_error,
+            getattr(losses, "huber", None),
+            getattr(losses, "log_cosh", None),
+        ),
+    }
+    return {kind: tuple(k for k in known if k is not None) for kind, known in kinds.items()}
+
+
+def label_kind(loss):
+    """The label form a compiled per-term loss (instance or function) expects."""
+    loss = getattr(loss, "fn", loss)  # a keras.losses.LossFunctionWrapper
+    for kind, known in _loss_kinds().items():
+        classes = tuple(k for k in known if isinstance(k, type))
+        if isinstance(loss, classes) or any(loss is k for k in known):
+            return kind
     return ANY
 
 
@@ -146,16 +194,28 @@ def check_label_shape(call, shape, labels):
                 f"DGLModel.{call}: labels must be integer class ids of shape "
                 f"(batch,) or (batch, 1); received labels of shape "
                 f"{_shape_text(shape)}. For one-hot labels compile with "
-                "loss='categorical_crossentropy'."
+                "loss='categorical_crossentropy'; for several labels per "
+                "example with loss='binary_crossentropy'."
             )
-    elif kind == ONE_HOT:
-        if len(shape) != 2 or shape[1] not in (None, units):
+    elif kind in (ONE_HOT, BINARY, TARGETS):
+        one_column = units == 1 and len(shape) == 1
+        if not one_column and (len(shape) != 2 or shape[1] not in (None, units)):
+            what = {
+                ONE_HOT: "one-hot labels for categorical cross-entropy",
+                BINARY: "multi-label targets (one 0/1 column per label)",
+                TARGETS: "regression targets (one column per target)",
+            }[kind]
+            hint = {
+                ONE_HOT: "For integer class ids compile with "
+                "loss='sparse_categorical_crossentropy' (the default).",
+                BINARY: "For one class id per example compile with "
+                "loss='sparse_categorical_crossentropy' (the default).",
+                TARGETS: "Give the fusion layer one unit per target.",
+            }[kind]
             raise ValueError(
-                f"DGLModel.{call}: one-hot labels for loss "
-                f"'categorical_crossentropy' must have shape (batch, {units}) "
-                f"({units} = the fusion layer's outputs); received "
-                f"{_shape_text(shape)}. For integer class ids compile with "
-                "loss='sparse_categorical_crossentropy' (the default)."
+                f"DGLModel.{call}: {what} must have shape (batch, {units}), "
+                f"{units} being the fusion layer's `units`; received "
+                f"{_shape_text(shape)}. {hint}"
             )
 
 
@@ -206,6 +266,17 @@ def _check_labels(call, y, shape, labels, values):
                 f"{float(sums[index]):g}. For several labels per example, "
                 "compile with loss=keras.losses.BinaryCrossentropy("
                 "from_logits=True)."
+            )
+    elif kind == BINARY:
+        low, high = y.min(), y.max()
+        if low < 0 or high > 1:
+            bad = low if low < 0 else high
+            index = int(np.flatnonzero((y == bad).reshape(len(y), -1).any(1))[0])
+            raise ValueError(
+                f"DGLModel.{call}: multi-label targets must be 0 or 1 (or "
+                f"probabilities in [0, 1]); y holds {_number(bad)} (example "
+                f"{index}). For class ids compile with "
+                "loss='sparse_categorical_crossentropy'."
             )
 
 
@@ -348,3 +419,24 @@ def _shape_text(shape):
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (
         ",)" if len(shape) == 1 else ")"
     )
+
+
+def check_step_labels(y, fused, labels):
+    """Label checks inside a step, where shapes may be symbolic.
+
+    `labels` is the model's `(label kind, outputs)` or `None` uncompiled.
+    """
+    if y is None:
+        raise ValueError("DGLModel needs labels `y` to compute its losses.")
+    y_shape = tuple(y.shape)
+    if labels is not None:
+        check_label_shape("compute_loss", y_shape, labels)
+    batch_size = fused.shape[0]
+    if y_shape and None not in (y_shape[0], batch_size) and (
+        y_shape[0] != batch_size
+    ):
+        raise ValueError(
+            f"Labels have batch size {y_shape[0]} but the inputs have "
+            f"{batch_size} (labels shape {y_shape})."
+        )
+    return y

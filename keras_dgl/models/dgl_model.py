@@ -1,38 +1,37 @@
 """The DGL model: modality encoders plus a fusion layer, one objective per method."""
 
-import math
-import numbers
-import re
-
 import keras
-import numpy as np
 from keras import ops
 
 from keras_dgl import backend as dgl_backend
 from keras_dgl.layers.fusion_layer import FusionLayer
+from keras_dgl.models import _helpers
+from keras_dgl.models import _losses
+from keras_dgl.models import _metrics
 from keras_dgl.models import _validation
 from keras_dgl.models import methods as dgl_methods
 
 METHODS = dgl_methods.METHODS
-# Log names that a modality name would collide with.
-RESERVED_NAMES = ("fused", "multimodal", "loss")
+RESERVED_NAMES = _helpers.RESERVED_NAMES
 
 
 @keras.saving.register_keras_serializable(package="keras_dgl")
 class DGLModel(keras.Model):
-    """Multimodal classifier trained with Disentangled Gradient Learning.
+    """Multimodal model trained with Disentangled Gradient Learning.
 
     One encoder per modality maps that modality's input to a feature vector;
-    a fusion layer (`keras_dgl.layers`) maps the features to fused class
-    logits and, per modality, to a unimodal prediction. `method` chooses
+    a fusion layer (`keras_dgl.layers`) maps the features to fused outputs
+    (class logits, per-label logits or regression targets) and, per
+    modality, to a unimodal prediction. `L` below is the loss given to
+    `compile` (cross-entropy by default), the same for every term. `method` chooses
     the objective and training step; each is a class in
     `keras_dgl.models.methods` that documents it (options, published
     defaults, departures from the reference code, paper):
 
-    - `"dgl"`: each encoder is trained only by `alpha * CE(unimodal_m, y)`,
+    - `"dgl"`: each encoder is trained only by `alpha * L(unimodal_m, y)`,
       its own unimodal loss (the fusion weights used for that prediction are
       frozen in it); the fusion layer is trained only by the multimodal loss
-      `CE(fused, y)`, computed on stop-gradient features. One backward pass
+      `L(fused, y)`, computed on stop-gradient features. One backward pass
       of the sum gives each parameter exactly one of the two gradients.
     - `"joint"`: the multimodal loss trains everything (unimodal
       predictions on detached features, for monitoring).
@@ -52,15 +51,21 @@ class DGLModel(keras.Model):
     alpha 1, 2 and 4). `global_clipnorm` couples the two groups again, since
     it clips their joint norm; `clipnorm` clips per variable.
 
-    `model(x)` returns a dict `{"fused": logits, "unimodal": {name: logits}}`
-    with float32 logits (`"pmr"` adds `"prototype": {name: logits}`).
-    `model.predict(x)` returns the fused logits only;
-    `model.predict_modalities(x)` returns every prediction. `compile()` uses
-    sparse categorical cross-entropy on logits when it gets no `loss`; a
-    given `loss` is used for every term. Compiled metrics apply to the fused
-    logits. Logs: `loss` (the total objective), `multimodal_loss`, one
-    `<name>_loss` (unweighted) and one `<name>_accuracy` per modality, and
-    the compiled metrics; with `val_` prefixes on validation data.
+    `model(x)` returns a dict `{"fused": outputs, "unimodal": {name:
+    outputs}}` with float32 outputs (logits for the classification losses;
+    `"pmr"` adds `"prototype": {name: logits}`). `model.predict(x)` returns
+    the fused outputs only; `model.predict_modalities(x)` returns every
+    prediction. `compile()` uses sparse categorical cross-entropy on logits
+    when it gets no `loss`; a given `loss` is used for every term and sets
+    `model.task` (`"classification"`, `"multilabel"` with binary
+    cross-entropy on 0/1 targets, `"regression"` with squared or absolute
+    error, Huber and the like). Logs: `loss` (the total objective),
+    `multimodal_loss`, one `<name>_loss` (unweighted) per modality, for
+    classification one `<name>_accuracy` per modality (sample-weighted), and
+    each compiled metric on the fused output and, as `<name>_<metric>`, on
+    every modality's prediction; with `val_` prefixes on validation data.
+    Methods that score modalities by class probabilities (OGM, AGM,
+    InfoReg, PMR, MLA, ReconBoost) need classification.
 
     Data is checked before any step runs (`fit`, `evaluate`, `predict`, the
     `*_on_batch` calls), each error naming the array and what to do: input
@@ -68,7 +73,8 @@ class DGLModel(keras.Model):
     equal numbers of examples, at least one; numeric dtypes; labels that
     suit the loss (integer class ids in `[0, num_classes)` for sparse
     cross-entropy, rows of `num_classes` summing to 1 for categorical
-    cross-entropy); finite labels and sample weights, one non-negative
+    cross-entropy, one 0/1 column per output for binary cross-entropy, one
+    column per output for regression); finite labels and sample weights, one non-negative
     weight per example; finite input values (NumPy inputs, not in the
     `*_on_batch` calls). `tf.data` datasets are checked from their element
     spec (keys, shapes, dtypes, label rank), not their values: checking
@@ -113,6 +119,12 @@ class DGLModel(keras.Model):
     )
     model.fit(train_ds, validation_data=val_ds, epochs=100)
     logits = model.predict(test_inputs)  # (batch, num_classes)
+
+    # Regression: one output per target, any Keras loss for every term.
+    fusion = keras_dgl.layers.ConcatFusion(units=2)
+    model = keras_dgl.DGLModel(encoders, fusion)
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    model.fit(x, targets)  # logs mae, audio_mae, visual_mae, ...
     ```
 
     References:
@@ -134,7 +146,7 @@ class DGLModel(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.modality_names = _check_encoders(encoders)
+        self.modality_names = _helpers.check_encoders(encoders)
         if not isinstance(fusion, FusionLayer):
             raise TypeError(
                 "`fusion` must be a keras_dgl.layers.FusionLayer (for example "
@@ -146,15 +158,16 @@ class DGLModel(keras.Model):
         self.encoders = {name: encoders[name] for name in self.modality_names}
         self.fusion = fusion
         self.method = method
-        self._alphas = _check_alpha(alpha, self.modality_names)
+        self._alphas = _helpers.check_alpha(alpha, self.modality_names)
         # Plain floats, so that NumPy scalars serialize.
         self.alpha = dict(self._alphas) if isinstance(alpha, dict) else float(alpha)
-        self.fused_weight = _check_non_negative("fused_weight", fused_weight)
-        self.ogm_alpha = _check_non_negative("ogm_alpha", ogm_alpha)
+        self.fused_weight = _helpers.check_non_negative("fused_weight", fused_weight)
+        self.ogm_alpha = _helpers.check_non_negative("ogm_alpha", ogm_alpha)
         self.method_options = method_options
         # Validates the options; a stateful method attaches its state here.
         self._method = method_class(self, method_options)
         self._term_loss = None
+        self._label_kind = None
         self._term_trackers = {
             "multimodal_loss": keras.metrics.Mean(name="multimodal_loss")
         }
@@ -231,34 +244,67 @@ class DGLModel(keras.Model):
 
     # Objective -------------------------------------------------------------
 
-    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, **kwargs):
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None,
+                metrics=None, weighted_metrics=None, **kwargs):
         """Configures training; see `keras.Model.compile`.
 
         `loss` (default: sparse categorical cross-entropy on logits) is
-        applied to the fused logits and to every unimodal prediction. Use
-        `alpha` instead of `loss_weights`, which is not accepted.
+        applied to the fused output and to every unimodal prediction, and
+        sets the model's `task`. Losses that Keras would apply to
+        probabilities read logits here: the strings
+        `"sparse_categorical_crossentropy"`, `"categorical_crossentropy"`,
+        `"binary_crossentropy"` (and the focal variants) mean their
+        `from_logits=True` form, and a loss object with `from_logits=False`
+        is refused. `metrics` and `weighted_metrics` (lists) are applied to
+        the fused output and to each modality's prediction (logged as
+        `<modality>_<metric>`). Use `alpha` instead of `loss_weights`, which
+        is not accepted.
         """
         if loss_weights is not None:
             raise ValueError(
                 "DGLModel does not take `loss_weights`; weight the unimodal "
                 "losses with the `alpha` argument of DGLModel."
             )
-        super().compile(optimizer=optimizer, loss=loss, **kwargs)
-        self._term_loss = _logits_loss(loss)
+        term_loss = _losses.logits_loss(loss)
+        kind = _validation.label_kind(term_loss)
+        _losses.check_task(self, kind, term_loss)
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics,
+                        weighted_metrics=weighted_metrics, **kwargs)
+        self._term_loss = term_loss
+        self._label_kind = kind
         # The objective is assembled from per-term losses in compute_loss; the
         # stock per-output CompileLoss would expect one loss per output.
         self._compile_loss = None
+        # Keras' compiled metrics expect one prediction per metric; these are
+        # applied to the fused output and to each modality's.
+        compile_metrics = _metrics.output_metrics(self, metrics, weighted_metrics)
+        # Set as Keras' compile() sets its own, without attribute tracking,
+        # which would keep a replaced container among the model's metrics.
+        object.__setattr__(self, "_compile_metrics", compile_metrics)
+
+    @property
+    def task(self):
+        """The task the compiled loss sets, or `None` before `compile`.
+
+        `"classification"` (sparse or categorical cross-entropy: one class
+        per example), `"multilabel"` (binary cross-entropy: 0/1 per output),
+        `"regression"` (mean squared or absolute error, Huber, log-cosh and
+        the like) or `"custom"` (any other loss: labels are only checked to
+        be finite numbers).
+        """
+        kind = getattr(self, "_label_kind", None)
+        return None if kind is None else _validation.TASKS[kind]
 
     def get_compile_config(self):
         config = super().get_compile_config()
         if config and isinstance(config.get("optimizer"), dict):
-            config["optimizer"] = _backend_neutral(config["optimizer"])
+            config["optimizer"] = _helpers.backend_neutral(config["optimizer"])
         return config
 
     def compile_from_config(self, config):
         if isinstance(config.get("optimizer"), dict):
             # Files saved before optimizers were stored backend-neutrally.
-            config = dict(config, optimizer=_backend_neutral(config["optimizer"]))
+            config = dict(config, optimizer=_helpers.backend_neutral(config["optimizer"]))
         config = keras.saving.deserialize_keras_object(config)
         self.compile(**config)
         if self.built:
@@ -295,7 +341,7 @@ class DGLModel(keras.Model):
             self._check_data("fit", validation_data, what="validation_data")
         # Stateful methods keep their epoch hooks in a callback.
         callbacks = list(callbacks or []) + self._method.fit_callbacks(self)
-        with dgl_backend.state_kept_on_error(self, _input_shapes(x)):
+        with dgl_backend.state_kept_on_error(self, _helpers.input_shapes(x)):
             return super().fit(
                 x,
                 y,
@@ -319,7 +365,7 @@ class DGLModel(keras.Model):
                  sample_weight=None, **kwargs):
         """Scores the model; see `keras.Model.evaluate`. Checks the data first."""
         self._check_data("evaluate", x, y, sample_weight)
-        with dgl_backend.state_kept_on_error(self, _input_shapes(x)):
+        with dgl_backend.state_kept_on_error(self, _helpers.input_shapes(x)):
             return super().evaluate(
                 x, y, batch_size=batch_size, verbose=verbose,
                 sample_weight=sample_weight, **kwargs
@@ -371,31 +417,46 @@ class DGLModel(keras.Model):
         fused = y_pred["fused"]
         y = self._check_labels(y, fused)
         if self._compile_metrics is not None:
-            self._compile_metrics.update_state(y, fused, sample_weight)
+            self._compile_metrics.update_state(y, y_pred, sample_weight)
         trackers = self._term_trackers
         trackers["multimodal_loss"].update_state(
             self._term(y, fused, sample_weight)
         )
-        labels = _class_ids(y)
+        single_label = self._single_label()
+        labels = _losses.class_ids(y) if single_label else None
         for name in self.modality_names:
             logits = y_pred["unimodal"][name]
             trackers[f"{name}_loss"].update_state(
                 self._term(y, logits, sample_weight)
             )
-            hits = ops.cast(
-                ops.equal(ops.argmax(logits, axis=-1), labels), "float32"
-            )
-            trackers[f"{name}_accuracy"].update_state(hits, sample_weight)
+            if single_label:
+                hits = ops.cast(
+                    ops.equal(ops.argmax(logits, axis=-1), labels), "float32"
+                )
+                trackers[f"{name}_accuracy"].update_state(hits, sample_weight)
         return self.get_metrics_result()
+
+    def _single_label(self):
+        """Whether the (compiled) task has one class per example."""
+        return self.task in (None, "classification")
+
+    def _logged_trackers(self):
+        """The loss-term trackers, and the accuracies for one-class tasks."""
+        return [
+            tracker for key, tracker in self._term_trackers.items()
+            if self._single_label() or not key.endswith("_accuracy")
+        ]
 
     @property
     def metrics(self):
-        return super().metrics + list(self._term_trackers.values())
+        return _metrics.listed(
+            super().metrics, self._term_trackers.values(), self._logged_trackers()
+        )
 
     # Prediction ------------------------------------------------------------
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Fused logits, `(num_examples, num_classes)`; see `keras.Model.predict`."""
+        """Fused outputs, `(num_examples, units)`; see `keras.Model.predict`."""
         return self._predict(
             "predict", x, batch_size=batch_size, verbose=verbose, steps=steps,
             callbacks=callbacks,
@@ -406,9 +467,9 @@ class DGLModel(keras.Model):
         return super().predict_on_batch(x)["fused"]
 
     def predict_modalities(self, x, **kwargs):
-        """Every prediction: `{"fused": logits, "<modality>": logits, ...}`.
+        """Every prediction: `{"fused": outputs, "<modality>": outputs, ...}`.
 
-        Takes the arguments of `keras.Model.predict`. The per-modality logits
+        Takes the arguments of `keras.Model.predict`. The per-modality outputs
         are the fusion layer's unimodal predictions (the other modalities
         zeroed, or the separate heads).
         """
@@ -417,7 +478,7 @@ class DGLModel(keras.Model):
 
     def _predict(self, call, x, **kwargs):
         self._check_data(call, x)
-        with dgl_backend.state_kept_on_error(self, _input_shapes(x)):
+        with dgl_backend.state_kept_on_error(self, _helpers.input_shapes(x)):
             return super().predict(x, **kwargs)
 
     # Serialization -----------------------------------------------------------
@@ -453,19 +514,7 @@ class DGLModel(keras.Model):
     # Validation --------------------------------------------------------------
 
     def _check_input_keys(self, inputs, what):
-        if not isinstance(inputs, dict):
-            raise TypeError(
-                f"DGLModel expects its {what} as a dict keyed by modality "
-                f"{self.modality_names}. Received: {type(inputs).__name__}"
-            )
-        missing = sorted(set(self.modality_names) - set(inputs))
-        extra = sorted(set(inputs) - set(self.modality_names))
-        if missing or extra:
-            raise ValueError(
-                f"DGLModel {what} keys must match the encoders "
-                f"{self.modality_names}. Missing: {missing}; unexpected: {extra}."
-            )
-        return inputs
+        return _helpers.check_input_keys(self.modality_names, inputs, what)
 
     def _check_feature_shape(self, name, shape):
         shape = tuple(shape)
@@ -479,27 +528,13 @@ class DGLModel(keras.Model):
 
     def _check_labels(self, y, fused):
         """Label shape checks inside a step (shapes may be symbolic there)."""
-        if y is None:
-            raise ValueError("DGLModel needs labels `y` to compute its losses.")
-        y_shape = tuple(y.shape)
-        labels = self._label_spec()
-        if labels is not None:
-            _validation.check_label_shape("compute_loss", y_shape, labels)
-        batch_size = fused.shape[0]
-        if y_shape and None not in (y_shape[0], batch_size) and (
-            y_shape[0] != batch_size
-        ):
-            raise ValueError(
-                f"Labels have batch size {y_shape[0]} but the inputs have "
-                f"{batch_size} (labels shape {y_shape})."
-            )
-        return y
+        return _validation.check_step_labels(y, fused, self._label_spec())
 
     def _label_spec(self):
         """`(label kind, outputs)` for the compiled loss, or `None` uncompiled."""
         if self._term_loss is None:
             return None
-        return (_validation.label_kind(self._term_loss), self.fusion.num_classes)
+        return (self._label_kind, self.fusion.units)
 
     def _check_data(self, call, x, y=None, sample_weight=None, what=None,
                     inputs=True):
@@ -529,44 +564,7 @@ class DGLModel(keras.Model):
         )
 
     def _check_example_shape(self, name, example_shape, dtype):
-        """Why the built encoder of `name` cannot take this example shape.
-
-        Returns `None` if it can, else `(built example shape, reason)`. The
-        shape the model was built for always passes. Another shape is traced
-        through the encoder symbolically and, when fully known, run on one
-        zero example (symbolic shape inference lets some mismatches through,
-        e.g. a width of 1 where a `Dense` kernel expects more), so shapes the
-        encoder takes by design (any clip length before global pooling)
-        pass. The features must keep the width the fusion layer was built for.
-        Accepted shapes are remembered.
-        """
-        example_shape = tuple(example_shape)
-        built = self._built_example_shapes[name]
-        if _same_shape(example_shape, built) or (
-            (name, example_shape) in self._accepted_example_shapes
-        ):
-            return None
-        try:
-            dtype = keras.backend.standardize_dtype(dtype)
-        except (TypeError, ValueError):
-            dtype = "float32"
-        encoder = self.encoders[name]
-        try:
-            shape = tuple(
-                encoder(keras.KerasTensor((None,) + example_shape, dtype=dtype)).shape
-            )
-            if None not in example_shape:
-                zeros = ops.zeros((1,) + example_shape, dtype=dtype)
-                shape = (None,) + tuple(encoder(zeros, training=False).shape)[1:]
-        except Exception as error:  # Keras raises several types for this.
-            return built, _first_line(error)
-        if len(shape) != 2 or shape[-1] != self._feature_dims[name]:
-            return built, (
-                f"its features would have shape {shape}, not (batch, "
-                f"{self._feature_dims[name]})"
-            )
-        self._accepted_example_shapes.add((name, example_shape))
-        return None
+        return _helpers.check_example_shape(self, name, example_shape, dtype)
 
     # Fusion refit --------------------------------------------------------------
 
@@ -595,156 +593,3 @@ class DGLModel(keras.Model):
 
         return refit_fusion(self, train_data, validation_data, **kwargs)
 
-
-# Losses that would read the model's logits as probabilities when named by string.
-_LOGIT_LOSSES = {
-    "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
-    "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
-}
-
-
-def _logits_loss(loss):
-    """The per-term loss, checked to read logits (the model outputs logits)."""
-    if loss is None:
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    if isinstance(loss, str) and loss in _LOGIT_LOSSES:
-        return _LOGIT_LOSSES[loss](from_logits=True)
-    loss = keras.losses.get(loss)
-    if isinstance(loss, keras.losses.Loss):
-        if loss.get_config().get("from_logits") is False:
-            raise ValueError(
-                f"DGLModel outputs logits, but the loss {loss.name!r} expects "
-                "probabilities. Pass `from_logits=True` to the loss."
-            )
-    return loss
-
-
-def _class_ids(y):
-    """Integer class ids from sparse or one-hot labels."""
-    if len(y.shape) == 2 and y.shape[1] not in (None, 1):
-        return ops.argmax(y, axis=-1)
-    return ops.cast(ops.reshape(y, (-1,)), "int32")
-
-
-def _check_encoders(encoders):
-    if not isinstance(encoders, dict):
-        raise TypeError(
-            "`encoders` must be a dict mapping modality names to Keras layers. "
-            f"Received: {type(encoders).__name__}"
-        )
-    if len(encoders) < 2:
-        raise ValueError(
-            "DGLModel needs at least two modalities (encoders); received "
-            f"{sorted(encoders)}. For one modality, train the encoder with a "
-            "plain classification head."
-        )
-    for name, encoder in encoders.items():
-        if not isinstance(name, str) or not name.isidentifier():
-            raise ValueError(
-                f"Modality name {name!r} must be a string usable as an "
-                "identifier (letters, digits, underscores)."
-            )
-        if name in RESERVED_NAMES:
-            raise ValueError(
-                f"Modality name '{name}' is reserved; rename it "
-                f"(reserved: {RESERVED_NAMES})."
-            )
-        if not isinstance(encoder, keras.layers.Layer):
-            raise TypeError(
-                f"The encoder of modality '{name}' must be a Keras layer or "
-                f"model. Received: {type(encoder).__name__}"
-            )
-    return sorted(encoders)
-
-
-def _check_non_negative(name, value, where=None):
-    """A finite, non-negative number (NumPy scalars included) as a float."""
-    where = where or f"`{name}`"
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{where} must be a number. Received: {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{where} must be a finite number. Received: {value}")
-    if value < 0:
-        raise ValueError(f"{where} must be non-negative. Received: {value}")
-    return value
-
-
-def _check_alpha(alpha, modality_names):
-    if isinstance(alpha, dict):
-        unknown = sorted(set(alpha) - set(modality_names))
-        if unknown:
-            raise ValueError(
-                f"`alpha` names unknown modalities {unknown}; the modalities "
-                f"are {modality_names}."
-            )
-        missing = sorted(set(modality_names) - set(alpha))
-        if missing:
-            raise ValueError(
-                f"`alpha` as a dict must give a weight for every modality; "
-                f"missing: {missing}."
-            )
-        alphas = dict(alpha)
-    else:
-        alphas = {name: alpha for name in modality_names}
-    return {
-        name: _check_non_negative(
-            "alpha", value, where=f"`alpha` for modality '{name}'"
-        )
-        for name, value in alphas.items()
-    }
-
-
-def _same_shape(shape, other):
-    """Equal rank and equal dims wherever both are known."""
-    return len(shape) == len(other) and all(
-        a is None or b is None or a == b for a, b in zip(shape, other)
-    )
-
-
-def _input_shapes(x):
-    """Input shapes `{modality: (None, ...)}` of a dict of arrays or a dataset."""
-    spec = getattr(x, "element_spec", None)
-    if spec is not None:
-        x = spec[0] if isinstance(spec, tuple) else spec
-    if not isinstance(x, dict):
-        return None
-    shapes = {}
-    for name, value in x.items():
-        shape = getattr(value, "shape", None)
-        if shape is None or getattr(shape, "rank", 0) is None:
-            return None
-        shapes[name] = (None,) + tuple(shape)[1:]
-    return shapes
-
-
-# Keras modules of backend-specific subclasses of its public optimizers.
-_BACKEND_MODULE = re.compile(r"^keras\.src\.backend\.")
-
-
-def _backend_neutral(optimizer_config):
-    """An optimizer's serialized config that loads under every backend.
-
-    On the torch backend `keras.optimizers.Adam(...)` is an instance of a
-    torch-specific subclass, and Keras stores that subclass' module, which
-    imports torch. The public class of the same name rebuilds the same
-    optimizer (and its variables) on any backend.
-    """
-    module = optimizer_config.get("module")
-    if isinstance(module, str) and _BACKEND_MODULE.match(module):
-        public = getattr(keras.optimizers, optimizer_config.get("class_name", ""), None)
-        if public is not None:
-            return dict(optimizer_config, module="keras.optimizers")
-    return optimizer_config
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _first_line(error):
-    """The informative line of a (possibly multi-line) Keras error."""
-    for line in _ANSI.sub("", str(error)).splitlines():
-        line = line.strip()
-        if line and not line.startswith(("Exception encountered", "Arguments received")):
-            return line
-    return type(error).__name__

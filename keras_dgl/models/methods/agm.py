@@ -73,6 +73,9 @@ class AGM(Joint):
 
     defaults = {"alpha": 1.0}
     own_step = True
+    needs_class_labels = (
+        "its modality scores are softmax probabilities of the true class."
+    )
 
     def __init__(self, model, options=None):
         super().__init__(model, options)

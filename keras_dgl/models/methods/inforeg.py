@@ -67,6 +67,9 @@ class InfoReg(JointAux):
 
     defaults = {"strength": 0.95, "threshold": 0.05, "window": 10}
     own_step = True
+    needs_class_labels = (
+        "its Fisher trace and dominance test read softmax probabilities of the true class."
+    )
 
     def __init__(self, model, options=None):
         super().__init__(model, options)

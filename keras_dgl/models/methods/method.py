@@ -48,6 +48,9 @@ class Method:
     # Whether the method needs its own training step on every backend.
     own_step = False
     per_term_gradients = False
+    # `None` for a method that works with any compiled loss; else why it
+    # needs one class per example (`DGLModel.compile` refuses other tasks).
+    needs_class_labels = None
 
     def __init__(self, model, options=None):
         # The `method=` name, as registered in `keras_dgl.registry.METHODS`.

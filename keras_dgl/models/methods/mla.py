@@ -75,6 +75,9 @@ class MLA(Method):
     # The fused prediction combines the unimodal ones, not the fusion layer's.
     fused_by_fusion_layer = False
     own_step = True
+    needs_class_labels = (
+        "its fusion weights are the entropies of softmax class probabilities."
+    )
 
     def __init__(self, model, options=None):
         super().__init__(model, options)

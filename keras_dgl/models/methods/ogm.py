@@ -39,6 +39,9 @@ class OGM(Joint):
     """
 
     own_step = True
+    needs_class_labels = (
+        "it scores each modality by its softmax probability of the true class."
+    )
 
     def noise_seed(self, model):
         return None

@@ -75,6 +75,9 @@ class PMR(Joint):
         "entropy_epochs": 5,
     }
     own_step = True
+    needs_class_labels = (
+        "its prototypes are the class means of the features."
+    )
 
     def __init__(self, model, options=None):
         super().__init__(model, options)

@@ -82,6 +82,9 @@ class ReconBoost(Method):
     # The fused prediction combines the unimodal ones, not the fusion layer's.
     fused_by_fusion_layer = False
     own_step = True
+    needs_class_labels = (
+        "its reconcilement term is a KL divergence between class distributions."
+    )
 
     def __init__(self, model, options=None):
         super().__init__(model, options)
