@@ -1,29 +1,20 @@
 """Device-side preprocessing layers: numbers, bounds and saving, every backend."""
 
-import os
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras_dgl_test_case import run_layer_test
 
 from keras_dgl import preprocessing
 
 
-def _roundtrip(layer, x, tmp_path):
-    """Saves a model holding `layer` and checks the reload's inference output."""
-    inputs = keras.Input(x.shape[1:], dtype=str(x.dtype))
-    model = keras.Model(inputs, layer(inputs))
-    path = os.path.join(tmp_path, "m.keras")
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(loaded(x, training=False)),
-        keras.ops.convert_to_numpy(model(x, training=False)),
-        atol=1e-5,
+def _saving_test(layer_cls, init_kwargs, x, expected_output_shape, tmp_path):
+    """The shared layer checks in inference mode, with a `.keras` save and load."""
+    run_layer_test(
+        layer_cls, init_kwargs, x, expected_output_shape, call_kwargs={"training": False},
+        run_saving_check=True, tmp_path=tmp_path, rtol=1e-7, atol=1e-5,
     )
-    clone = type(layer).from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()
 
 
 def _np(x):
@@ -105,8 +96,9 @@ def test_inference_matches_tf_antialiased_resize(size):
 def test_random_resized_crop_saves_and_rejects_bad_arguments(tmp_path):
     frames = np.random.default_rng(1).integers(
         0, 256, (2, 1, 20, 24, 3), dtype=np.uint8)
-    _roundtrip(preprocessing.RandomResizedCrop(16, 16, horizontal_flip=True),
-               frames, tmp_path)
+    _saving_test(preprocessing.RandomResizedCrop,
+                 {"height": 16, "width": 16, "horizontal_flip": True},
+                 frames, (2, 1, 16, 16, 3), tmp_path)
     with pytest.raises(ValueError, match="scale"):
         preprocessing.RandomResizedCrop(8, 8, scale=(0.5, 2.0))
     with pytest.raises(ValueError, match="ratio"):
@@ -131,7 +123,8 @@ def test_random_audio_crop_windows(tmp_path):
     np.testing.assert_array_equal(centred[:, 0], 30.0)
     fixed = preprocessing.RandomAudioCrop(40, random=False, scale=0.5)
     np.testing.assert_array_equal(_np(fixed(waves, training=True))[:, 0], 15.0)
-    _roundtrip(layer, waves[:2], tmp_path)
+    _saving_test(preprocessing.RandomAudioCrop, {"length": 40, "seed": 2},
+                 waves[:2], (2, 40), tmp_path)
     with pytest.raises(ValueError, match="shorter"):
         preprocessing.RandomAudioCrop(200)(waves)
 
@@ -159,7 +152,9 @@ def test_log_spectrogram_matches_the_recipe(tmp_path):
     got = _np(resized(signal[None].astype("float32")))
     want = tf.image.resize(out, (32, 40)).numpy()
     np.testing.assert_allclose(got, want, atol=1e-2)
-    _roundtrip(resized, signal[None, :4000].astype("float32"), tmp_path)
+    _saving_test(preprocessing.LogSpectrogram,
+                 {"n_fft": 256, "hop_length": 100, "output_size": (32, 40)},
+                 signal[None, :4000].astype("float32"), (1, 32, 40, 1), tmp_path)
 
 
 def test_spec_augment_masks_with_the_mean(tmp_path):
@@ -176,7 +171,9 @@ def test_spec_augment_masks_with_the_mean(tmp_path):
         cols = changed[i, :, :, 0].all(axis=0).sum()
         assert rows <= 2 * 7 and cols <= 2 * 5
     np.testing.assert_array_equal(_np(layer(spec, training=False)), spec)
-    _roundtrip(layer, spec[:2], tmp_path)
+    _saving_test(preprocessing.SpecAugment,
+                 {"freq_mask_param": 8, "time_mask_param": 6, "num_masks": 2, "seed": 4},
+                 spec[:2], (2, 40, 30, 1), tmp_path)
 
 
 def test_attach_wraps_encoders_and_names_bad_keys():
