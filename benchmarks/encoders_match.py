@@ -166,6 +166,9 @@ def parse_args(argv=None):
                    help="training epochs (the default budget is 12; fewer only "
                    "for smoke tests)")
     p.add_argument("--json", default=None, help="write every record here")
+    p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help="train nothing: print the tables of the union of these "
+                   "--json outputs (rows whose training every file has)")
     p.add_argument("--no-probe", action="store_true",
                    help="skip the linear probes (faster; for repeatability checks)")
     args = p.parse_args(argv)
@@ -689,14 +692,14 @@ def _optimizer_of(label):
     return "sgd" if "sgd" in label else "adam"
 
 
-def report(records, seeds, trainings, wall, times):
+def report(records, seeds, trainings, wall, backend):
     import keras
 
     labels = [label for label, t, _, _ in ROWS if t in trainings]
     header = (
         f"Smartwatch, concat fusion, {EPOCHS} epochs, batch {BATCH_SIZE}, Adam "
         f"{LEARNING_RATE:g} (sgd rows: SGD {SGD_LEARNING_RATE:g} momentum 0.9), "
-        f"backend {keras.backend.backend()}, keras {keras.__version__}, "
+        f"backend {backend}, keras {keras.__version__}, "
         f"{platform.machine()} {os.cpu_count()} CPUs, split seeds "
         f"{', '.join(map(str, seeds))}; accuracy % mean ± std over splits; "
         f"wall {wall:.0f} s"
@@ -730,7 +733,28 @@ def report(records, seeds, trainings, wall, times):
         print(f"{label:<{width}}{text}")
     print("\nTraining seconds per model (mean over splits; unimodal: both models)")
     for name in trainings:
-        print(f"  {name:<24}{np.mean(times[name]):7.1f}")
+        seconds = {r["seed"]: r["train_seconds"] for r in records
+                   if r["training"] == name}
+        print(f"  {name:<24}{np.mean(list(seconds.values())):7.1f}")
+
+
+def merge(paths):
+    records, trainings, wall, backends = [], None, 0.0, set()
+    for path in paths:
+        with open(path) as f:
+            run = json.load(f)
+        records += run["records"]
+        wall += run["wall_s"]
+        backends.add(run.get("backend", "tensorflow"))
+        names = run["args"]["trainings"]
+        trainings = names if trainings is None else [
+            t for t in trainings if t in names
+        ]
+    seeds = sorted({r["seed"] for r in records})
+    if len(records) != len({(r["row"], r["seed"]) for r in records}):
+        raise SystemExit("--merge: two files hold the same row and seed")
+    print(f"Merged from {', '.join(paths)}")
+    report(records, seeds, trainings, wall, "/".join(sorted(backends)))
 
 
 def main(argv=None):
@@ -739,6 +763,8 @@ def main(argv=None):
     EPOCHS = args.epochs
     import keras
 
+    if args.merge:
+        return merge(args.merge)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -746,7 +772,6 @@ def main(argv=None):
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     started = time.perf_counter()
     records = []
-    times = {name: [] for name in args.trainings}
     for seed in seeds:
         splits, arrays = load(seed)
         init = initial_weights(seed, splits.input_shapes, splits.num_classes)
@@ -757,7 +782,6 @@ def main(argv=None):
                 training = train_unimodal(spec, seed, init, splits, arrays)
             else:
                 training = train_multimodal(spec, seed, init, splits, arrays)
-            times[name].append(training["train_seconds"])
             for label, source, rule, fusion in ROWS:
                 if source != name:
                     continue
@@ -772,12 +796,13 @@ def main(argv=None):
                 records.append(row)
                 print(json.dumps(row, default=float), file=sys.stderr, flush=True)
     wall = time.perf_counter() - started
-    report(records, seeds, args.trainings, wall, times)
+    report(records, seeds, args.trainings, wall, keras.backend.backend())
     if args.json:
         path = args.json
         partial = path + ".partial"
         with open(partial, "w") as f:
-            json.dump({"args": vars(args), "records": records, "wall_s": wall},
+            json.dump({"args": vars(args), "records": records, "wall_s": wall,
+                       "backend": keras.backend.backend()},
                       f, indent=1, default=float)
             f.flush()
             os.fsync(f.fileno())
