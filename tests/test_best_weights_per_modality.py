@@ -166,3 +166,61 @@ def test_errors_name_what_is_missing():
     plain.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     with pytest.raises(TypeError, match="DGLModel"):
         plain.fit(x["weak"], y, epochs=1, verbose=0, callbacks=[best])
+
+
+def test_a_resumed_fit_chooses_among_all_epochs(tmp_path):
+    """With `directory`, a new callback continues an interrupted training."""
+    x, y = imbalanced_task(num_examples=224, num_classes=3)
+    val = ({n: v[160:] for n, v in x.items()}, y[160:])
+    x, y = {n: v[:160] for n, v in x.items()}, y[:160]
+    model = _model()
+    record = _EveryEpoch()
+    logs = {}
+    for start in (0, 2):
+        if start:
+            # Wreck the second fit, so that the first one's epochs, known
+            # only from the copies on disk, stay the best.
+            model.optimizer.learning_rate.assign(50.0)
+        # A fresh callback per fit, as after a restart.
+        best = keras_dgl.callbacks.BestWeightsPerModality(
+            directory=tmp_path
+        )
+        part = model.fit(
+            x, y, validation_data=val, epochs=start + 2, initial_epoch=start,
+            batch_size=32, shuffle=False, callbacks=[record, best], verbose=0,
+        ).history
+        for key, values in part.items():
+            logs.setdefault(key, []).extend(values)
+    # First best epoch over all four: ties keep the earlier one.
+    expected = {"fused": int(np.argmax(logs["val_accuracy"]))}
+    for name in ("strong", "weak"):
+        expected[name] = int(np.argmax(logs[f"val_{name}_accuracy"]))
+    assert best.best_epochs == expected
+    # Only the copies on disk know an epoch of the first fit.
+    assert min(expected.values()) < 2, expected
+    for name in ("strong", "weak"):
+        chosen = record.epochs[expected[name]]
+        _assert_same(_values(model.encoders[name]), chosen["encoders"][name])
+        _assert_same(
+            _values(model.fusion.unimodal_heads[name]), chosen["heads"][name]
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "fused.npz", "strong.npz", "weak.npz"
+    ]
+
+
+def test_unreadable_or_foreign_copies_name_the_file(tmp_path):
+    model = _model()
+    x, y = imbalanced_task(num_examples=64, num_classes=3)
+    val = (x, y)
+    (tmp_path / "weak.npz").write_bytes(b"truncated")
+    best = keras_dgl.callbacks.BestWeightsPerModality(directory=tmp_path)
+    with pytest.raises(ValueError, match=r"weak\.npz.*remove it"):
+        model.fit(x, y, validation_data=val, epochs=1, verbose=0, callbacks=[best])
+    (tmp_path / "weak.npz").unlink()
+    by_loss = keras_dgl.callbacks.BestWeightsPerModality(
+        monitor="loss", directory=tmp_path
+    )
+    model.fit(x, y, validation_data=val, epochs=1, verbose=0, callbacks=[by_loss])
+    with pytest.raises(ValueError, match=r"validation loss.*monitors accuracy"):
+        model.fit(x, y, validation_data=val, epochs=1, verbose=0, callbacks=[best])

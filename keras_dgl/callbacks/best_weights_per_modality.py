@@ -1,8 +1,11 @@
 """Callback that keeps each encoder at the epoch of its own best validation score."""
 
 import math
+import os
+import tempfile
 
 import keras
+import numpy as np
 from keras import ops
 
 _MONITORS = ("accuracy", "loss")
@@ -33,7 +36,7 @@ class BestWeightsPerModality(keras.callbacks.Callback):
     Epochs chosen for different modalities generally differ, so the
     restored fused path was trained on other features than the restored
     encoders give: refit it afterwards (`model.refit_fusion`, optionally
-    starting from `model.fusion.fused_path_from_unimodal_heads()`). With
+    starting from `model.fusion.set_fused_from_unimodal_heads()`). With
     shared unimodal heads (the default), an encoder's unimodal score also
     depends on the fusion weights of its epoch; its choice is then only an
     approximation, and the per-modality predictions of the restored model
@@ -41,7 +44,11 @@ class BestWeightsPerModality(keras.callbacks.Callback):
 
     Ties keep the earlier epoch. Epochs are counted from 0, as in
     `keras.callbacks.EarlyStopping`. The copies live in memory (the weights
-    of one model per modality); an interrupted `fit` loses them.
+    of one model per modality) and, with `directory`, also on disk: each
+    new best is written there at once, atomically, as `<name>.npz`, and a
+    new callback with the same directory starts from them, so a `fit`
+    resumed after an interruption (e.g. with
+    `keras.callbacks.BackupAndRestore`) still chooses among all epochs.
 
     Args:
         monitor: str, `"accuracy"` (highest is best) or `"loss"` (lowest is
@@ -50,6 +57,10 @@ class BestWeightsPerModality(keras.callbacks.Callback):
         restore: bool. Restore the chosen weights when training ends.
             Defaults to `True`; with `False` call `restore_best_weights()`
             yourself.
+        directory: str or `None`. Folder for the on-disk copies; files found
+            there when training begins are taken as earlier epochs of the
+            same training. Clear it to start afresh. Defaults to `None`
+            (memory only).
 
     Attributes:
         best_epochs: dict mapping each modality name and `"fused"` to the
@@ -66,12 +77,12 @@ class BestWeightsPerModality(keras.callbacks.Callback):
     model.fit(splits.train, validation_data=splits.validation, epochs=12,
               callbacks=[best])
     best.best_epochs  # e.g. {"accelerometer": 9, "gyroscope": 6, "fused": 9}
-    model.fusion.fused_path_from_unimodal_heads()
+    model.fusion.set_fused_from_unimodal_heads()
     model.refit_fusion(splits.numpy("train"), splits.numpy("validation"))
     ```
     """
 
-    def __init__(self, monitor="accuracy", restore=True):
+    def __init__(self, monitor="accuracy", restore=True, directory=None):
         super().__init__()
         if monitor not in _MONITORS:
             raise ValueError(
@@ -79,6 +90,7 @@ class BestWeightsPerModality(keras.callbacks.Callback):
             )
         self.monitor = monitor
         self.restore = bool(restore)
+        self.directory = None if directory is None else os.fspath(directory)
         self.best_epochs = {}
         self.best_values = {}
         self._weights = {}
@@ -109,6 +121,10 @@ class BestWeightsPerModality(keras.callbacks.Callback):
                 f"`encoders` and `fusion`). Received: {type(model).__name__}"
             )
         self.best_epochs, self.best_values, self._weights = {}, {}, {}
+        if self.directory is not None:
+            os.makedirs(self.directory, exist_ok=True)
+            for name in list(model.modality_names) + ["fused"]:
+                self._load(name)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -129,6 +145,8 @@ class BestWeightsPerModality(keras.callbacks.Callback):
                 self.best_values[name] = value
                 self.best_epochs[name] = epoch
                 self._weights[name] = self._copy(name)
+                if self.directory is not None:
+                    self._save(name)
 
     def on_train_end(self, logs=None):
         if self.restore:
@@ -157,6 +175,76 @@ class BestWeightsPerModality(keras.callbacks.Callback):
             [_numpy(w) for w in self.model.encoders[name].weights],
             None if head is None else [_numpy(w) for w in head.weights],
         )
+
+
+    # On-disk copies ------------------------------------------------------------
+
+    def _path(self, name):
+        return os.path.join(self.directory, f"{name}.npz")
+
+    def _save(self, name):
+        weights = self._weights[name]
+        arrays = {
+            "epoch": np.asarray(self.best_epochs[name]),
+            "value": np.asarray(self.best_values[name]),
+            "monitor": np.asarray(self.monitor),
+        }
+        if name == "fused":
+            arrays.update({f"fusion_{i}": w for i, w in enumerate(weights)})
+        else:
+            encoder, head = weights
+            arrays.update({f"encoder_{i}": w for i, w in enumerate(encoder)})
+            for i, w in enumerate(head or []):
+                arrays[f"head_{i}"] = w
+        path = self._path(name)
+        handle, partial = tempfile.mkstemp(
+            prefix=f".{name}-", suffix=".npz.partial", dir=self.directory
+        )
+        try:
+            with os.fdopen(handle, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(partial, path)
+        except BaseException:
+            if os.path.exists(partial):
+                os.remove(partial)
+            raise
+
+    def _load(self, name):
+        path = self._path(name)
+        if not os.path.exists(path):
+            return
+        try:
+            with np.load(path) as data:
+                arrays = {key: data[key] for key in data.files}
+            monitor = str(arrays["monitor"])
+            epoch, value = int(arrays["epoch"]), float(arrays["value"])
+        except Exception as error:  # np.load raises many kinds on bad files.
+            raise ValueError(
+                f"BestWeightsPerModality cannot read {path} ({type(error).__name__}: "
+                f"{error}); remove it (or the whole folder) to start afresh."
+            ) from error
+        if monitor != self.monitor:
+            raise ValueError(
+                f"{path} holds the best epoch by validation {monitor}, but this "
+                f"callback monitors {self.monitor}; use another directory or "
+                "remove it."
+            )
+        if name == "fused":
+            weights = _numbered(arrays, "fusion_")
+        else:
+            heads = _numbered(arrays, "head_")
+            weights = (_numbered(arrays, "encoder_"), heads or None)
+        self._weights[name] = weights
+        self.best_epochs[name] = epoch
+        self.best_values[name] = value
+
+
+def _numbered(arrays, prefix):
+    """`arrays[prefix + "0"], arrays[prefix + "1"], ...` in order."""
+    keys = [key for key in arrays if key.startswith(prefix)]
+    return [arrays[key] for key in sorted(keys, key=lambda k: int(k[len(prefix):]))]
 
 
 def _numpy(variable):
