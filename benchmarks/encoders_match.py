@@ -22,16 +22,23 @@ trainings without training again:
   trained fusion weights or from the `logit-sum` of the separate heads (the concat
   kernel stacked from the heads' kernels, the bias their sum).
 
+The training `dgl_separate_library` runs the winner through the library instead
+(`keras_dgl.callbacks.BestWeightsPerModality`, `set_fused_from_unimodal_heads`,
+`refit_fusion`); its row must equal "dgl separate, per-encoder epoch, logit-sum +
+refit" on every split.
+
 Columns: `fused` test accuracy; `<modality>`: the model's own prediction from that
 modality (the zeroed-other fusion for a shared head, the separate head, the unimodal
 model's head); `probe <modality>`: StandardScaler + LogisticRegression on the frozen
 encoder's training features, scored on test. The same columns on the validation
 split are printed too: variants are to be compared on them, the test table reports.
 
-Usage (seeds 0..N-1; the CPU is shared, so run it niced):
+Usage (split seeds F..F+N-1; the CPU is shared, so run it niced; the results in
+benchmarks/RESULTS.md came from the TensorFlow backend):
 
-  KERAS_BACKEND=jax nice -n 10 python benchmarks/encoders_match.py --seeds 5 \
-      [--trainings joint,unimodal,dgl_shared,dgl_separate,...] [--json out.json]
+  KERAS_BACKEND=tensorflow nice -n 10 python benchmarks/encoders_match.py \
+      [--first-seed F] [--seeds N] [--trainings joint,unimodal,...] [--json out.json]
+  python benchmarks/encoders_match.py --merge a.json b.json   # pooled tables
 
 The same command prints the same numbers on the same machine: every training and
 refit resets Keras' seeds, and the data order comes from a pipeline built per run.
@@ -110,9 +117,7 @@ TRAININGS = {
         "method": "dgl", "head": "separate", "optimizer": "sgd", "alpha": 1.0,
     },
 }
-DEFAULT_TRAININGS = (
-    "joint,unimodal,dgl_shared,dgl_separate,dgl_shared_both,dgl_shared_warmup"
-)
+DEFAULT_TRAININGS = "joint,unimodal,dgl_shared,dgl_separate,dgl_separate_library"
 
 # Rows: (label, training, epoch rule, fusion after the epoch rule).
 # Fusion: "trained" (as trained), "refit", "logit-sum", "logit-sum+refit".
