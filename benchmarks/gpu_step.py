@@ -1,21 +1,29 @@
 """GPU step time of a DGLModel with two ResNet18 encoders, CREMA-D shapes.
 
 Times `train_on_batch` of `keras_dgl.DGLModel` (method "dgl", concat fusion,
-SGD momentum 0.9, weight decay 1e-4, lr 2e-3, gradient clipping at global
-norm 40: the published recipe) on device-resident batches of audio
+the published recipe `keras_dgl.experiments.presets.PUBLISHED_RECIPE`: SGD
+momentum 0.9, weight decay 1e-4 coupled as in torch.optim.SGD, lr 2e-3,
+gradient clipping at global norm 40) on device-resident batches of audio
 log-spectrograms (1 x 257 x 188) and one 224 x 224 video frame, 6 classes.
 Every combination of backend (JAX, torch; each in its own subprocess since
 the backend is fixed at import), dtype policy (float32, mixed_bfloat16),
 data format (channels_last, channels_first) and batch size (64, 256) gets
-one JSON line with the same fields as
-`/work/shared/bench/reference_torch_dgl.py` (`variant`, `device`, `batch`,
-`step_ms` = median over `--steps` after `--warmup`, `samples_per_s`), plus
-`backend`, `dtype_policy`, `data_format`, `jit_compile`. A combination that
-fails (e.g. out of memory) prints a line with `error` instead.
+one JSON line with the same fields as the plain-PyTorch reference script
+(`variant`, `device`, `batch`, `step_ms` = median over `--steps` after
+`--warmup`, `samples_per_s`), plus `backend`, `dtype_policy`,
+`data_format`, `jit_compile`. A combination that fails (e.g. out of memory)
+prints a line with `error` instead.
+
+The reference script is not part of this repository: it is
+`../shared/bench/reference_torch_dgl.py` relative to the repository root on
+the project's machines (the folder shared by its worktrees; its README there
+gives its numbers). Elsewhere, pass `--reference` any script that takes the
+same options (`--batch --frames --audio --image --classes --alpha --steps
+--warmup`) and prints JSON lines with those fields, or leave it out.
 
 Two timings per combination (`--timing`): `step_ms`, one synchronous
 `train_on_batch` per step (comparable with the minimal-Keras rows of
-`shared/bench`), and `fit_step_ms`, the per-step time of a `fit` epoch over
+`../shared/bench`), and `fit_step_ms`, the per-step time of a `fit` epoch over
 the same device-resident batch, which is what training gets (no host sync
 per step, and on JAX no copy of the model state in and out of each call).
 On the torch backend `--torch-forward native,layers` compares ResNet18's
@@ -30,7 +38,7 @@ so only numbers from one call are comparable.
   python benchmarks/gpu_step.py [--backends jax,torch] [--batches 64,256]
       [--dtypes float32,mixed_bfloat16]
       [--formats channels_last,channels_first] [--steps 30] [--warmup 8]
-      [--torch-jit] [--reference /path/to/reference_torch_dgl.py]
+      [--torch-jit] [--reference ../shared/bench/reference_torch_dgl.py]
       [--timing fit,train_on_batch] [--torch-forward native,layers]
       [--breakdown] [--methods dgl,joint] [--budget-s 0] [--tiny]
 
@@ -55,6 +63,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)  # works without installing keras_dgl
+
+# Plain data, no Keras: the parent process must not load a backend.
+from keras_dgl.experiments.presets import PRESETS  # noqa: E402
+from keras_dgl.experiments.presets import PUBLISHED_RECIPE  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -68,7 +81,7 @@ def parse_args(argv=None):
     p.add_argument("--frames", type=int, default=1)
     p.add_argument("--base-filters", type=int, default=None, help="default 64")
     p.add_argument("--classes", type=int, default=6)
-    p.add_argument("--alpha", type=float, default=4.0)
+    p.add_argument("--alpha", type=float, default=PRESETS["crema-d"]["alpha"])
     p.add_argument(
         "--methods",
         default="dgl",
@@ -80,8 +93,8 @@ def parse_args(argv=None):
     p.add_argument(
         "--torch-jit",
         action="store_true",
-        help="jit_compile=True on torch (torch.compile; did not finish "
-        "compiling within 150 s for the reference run)",
+        help="jit_compile=True on torch (torch.compile; its compile time on "
+        "this model is in benchmarks/RESULTS.md)",
     )
     p.add_argument(
         "--timing",
@@ -89,7 +102,7 @@ def parse_args(argv=None):
         help="comma list: 'fit' (per-step time of the second of two `fit` "
         "epochs over device-resident batches: what users get) and/or "
         "'train_on_batch' (one synchronous call per step, as in "
-        "shared/bench's minimal-Keras rows)",
+        "../shared/bench's minimal-Keras rows)",
     )
     p.add_argument(
         "--torch-forward",
@@ -105,7 +118,12 @@ def parse_args(argv=None):
         "and the whole step separately (synchronized), to show where a "
         "step's time goes",
     )
-    p.add_argument("--reference", default=None, help="path of reference_torch_dgl.py")
+    p.add_argument(
+        "--reference",
+        default=None,
+        help="path of the plain-PyTorch reference script, e.g. "
+        "../shared/bench/reference_torch_dgl.py (see above)",
+    )
     p.add_argument(
         "--budget-s",
         type=float,
@@ -160,9 +178,13 @@ def build_model(args, data_format, torch_forward="native", method="dgl"):
     fusion = keras_dgl.layers.ConcatFusion(num_classes=args.classes)
     model = keras_dgl.DGLModel(encoders, fusion, alpha=args.alpha, method=method)
     jit = True if keras.backend.backend() != "torch" else bool(args.torch_jit)
+    recipe = PUBLISHED_RECIPE
     model.compile(
-        optimizer=keras.optimizers.SGD(
-            2e-3, momentum=0.9, weight_decay=1e-4, global_clipnorm=40.0
+        optimizer=keras_dgl.optimizers.make_optimizer(
+            recipe["optimizer"],
+            recipe["learning_rate"],
+            weight_decay=recipe["weight_decay"],
+            global_clipnorm=recipe["global_clipnorm"],
         ),
         jit_compile=jit,
     )
@@ -338,7 +360,6 @@ def time_one(
 
 
 def child(args):
-    sys.path.insert(0, REPO)  # works without installing keras_dgl
     import keras
 
     deadline = float(os.environ.get("KERAS_DGL_BENCH_DEADLINE", "0"))

@@ -1,29 +1,53 @@
-"""Throughput of the CREMA-D training pipeline vs a plain Python/NumPy loader.
+"""Input-pipeline throughput per core at CREMA-D shapes: raw, cached, prepared.
 
-Generates `--clips` fake CREMA-D clips (a 16 kHz 16-bit WAV of
-`--seconds` seconds and `--frames-per-clip` JPEG frames of
-`--height` x `--width` each, the shape of CREMA-D's 480x360 video) in a
-temporary folder, then measures samples per second of
+Generates `--clips` fake CREMA-D clips (a 16 kHz 16-bit WAV of `--seconds`
+seconds and `--frames-per-clip` JPEG frames of `--height` x `--width`, the
+shape of CREMA-D's 480x360 video) in a temporary folder, prepares them once
+with `keras_dgl.datasets.prepare`, then measures, each in a fresh process
+pinned to `--cores` CPUs (so the rates are per `--cores` cores, and each
+loader's memory is its own):
 
-1. `keras_dgl.datasets.crema_d(...).train` (tf.data, parallel map, no
-   cache),
-2. the same with `cache=True`, from its second pass on (decoded clips come
-   from memory; the random crop, flip and the rest still run per step),
-   and
-3. a per-example Python loop doing the same work with NumPy and PIL:
-   decode the WAV, resample 16 kHz -> 22,050 Hz (FFT method), tile to 3 s,
-   centred STFT (n_fft 512, hop 353), log magnitude; pick a frame, decode
-   the JPEG, random resized crop + flip, resize to 224, ImageNet
-   normalisation; batch.
+1. `raw`: `crema_d(RAW).train` (tf.data: JPEG decode of the crop window,
+   resize, resampling, STFT per step);
+2. `raw-cached`: the same with `cache=True`, from its second pass on;
+3. `prepared-host`: `crema_d(PREPARED).train` (host-side augmentation of
+   the stored uint8 frames and float16 spectrograms);
+4. `prepared-device`: `crema_d(PREPARED, augment="device").train`, the
+   host part only: read, parse, batch bytes (the crop, flip, normalisation
+   run in the model on the accelerator and are not timed here);
+   `prepared-device-1frame` the same from a folder prepared with
+   `train_frames=1` (one stored frame per training clip instead of all);
+5. `numpy`: a per-example NumPy/PIL loop doing the raw work (the reference
+   code's style), on one core;
+6. `prepare`: `prepare("crema-d", RAW, OUT)` itself, clips decoded per
+   second (train and test lists), and `prepare-1frame` with
+   `train_frames=1`.
 
-Each loader runs `--epochs` full passes; the best pass is reported
-(the first tf.data pass also pays for thread start-up). Usage:
+Every loader produces the published training inputs (a 257x188 log
+spectrogram, one random-resized-cropped, flipped 224x224 frame; device mode:
+the stored 256x341 uint8 frame and the float16 spectrogram). Each dataset
+is iterated with `as_numpy_iterator()`, as Keras feeds JAX and PyTorch.
+A measured pass of a tf.data loader is its training split repeated to at
+least `--pass-samples` samples (a real CREMA-D epoch has 6,698 clips; a pass
+of 200 mostly measures the per-epoch start). Rounds alternate the modes
+(`--rounds`, each mode's best pass over all rounds is kept), so that load from other jobs on a shared machine hits all
+modes alike; the per-round rates are printed too. Memory: each process's
+peak RSS (`ru_maxrss`) and its growth over the RSS after imports.
 
-    python benchmarks/input_pipeline.py --clips 200
+The cores needed to feed one GPU are `--gpu-rate` (samples/s; default the
+JAX bf16 H200 step rate of benchmarks/RESULTS.md, 64 / 11.4 ms) divided by
+the per-core rate. `--tuned-malloc` runs the measured processes with
+glibc's mmap and trim thresholds raised (see TUNED_MALLOC). Usage:
+
+    python benchmarks/input_pipeline.py --clips 200 --cores 1 [--tuned-malloc]
 """
 
 import argparse
+import json
 import os
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 import wave
@@ -33,13 +57,14 @@ from PIL import Image
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)
-
-
-def cpu_cores():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+MODES = ("raw", "raw-cached", "prepared-host", "prepared-device",
+         "prepared-device-1frame", "numpy")
+# glibc returns freed MB-sized blocks to the system and faults them in again
+# (zeroed) on the next allocation; these keep them in the heap instead.
+TUNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(64 << 20),
+                "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+# JAX, mixed_bfloat16, batch 64 on one H200 (benchmarks/RESULTS.md).
+GPU_SAMPLES_PER_S = 64 / 11.4e-3
 
 
 def make_clips(root, clips, seconds, frames_per_clip, height, width, seed=0):
@@ -138,7 +163,139 @@ def numpy_epoch(root, clips, batch_size, rng):
         audio = np.stack([a for a, _ in batch])
         visual = np.stack([v for _, v in batch])
         seen += len(audio)
-    return seen, audio.shape, visual.shape
+    assert audio.shape[1:] == (257, 188, 1)
+    assert visual.shape[1:] == (1, 224, 224, 3)
+    return seen
+
+
+# ---------------------------------------------------------------------------
+# One measurement, in its own process.
+
+
+def rss_mb():
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+def cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Clock:
+    """Wall and process-CPU time of one measured stretch."""
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), cpu_seconds()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = cpu_seconds() - self.cpu
+
+
+def child(args):
+    """Runs one mode and prints one JSON line."""
+    import tensorflow as tf
+
+    from keras_dgl.datasets import crema_d, prepare
+
+    baseline = rss_mb()
+    result = {"mode": args.child, "cores": len(os.sched_getaffinity(0))}
+    if args.child == "prepare":
+        with Clock() as clock:
+            summary = prepare("crema-d", args.root, args.out, verbose=0,
+                              shard_size_mb=100,
+                              train_frames=args.train_frames)
+        seconds = clock.wall
+        result.update(
+            rates=[summary["decoded"] / clock.wall],
+            cpu_rates=[summary["decoded"] / clock.cpu],
+            clips=summary["decoded"],
+            bytes=summary["bytes"],
+            shards=summary["shards"],
+            workers=summary["workers"],
+            seconds=seconds,
+        )
+    elif args.child == "numpy":
+        clips = [line.split(",")[0] for line in
+                 open(os.path.join(args.root, "train.csv")).read().split()[1:]]
+        rng = np.random.default_rng(0)
+        rates, cpu_rates = [], []
+        for _ in range(args.epochs):
+            with Clock() as clock:
+                seen = numpy_epoch(args.root, clips, args.batch_size, rng)
+            rates.append(seen / clock.wall)
+            cpu_rates.append(seen / clock.cpu)
+        result.update(rates=rates, cpu_rates=cpu_rates)
+    else:
+        options = dict(validation_fraction=0.0, batch_size=args.batch_size)
+        root = args.root
+        if args.child == "raw-cached":
+            options["cache"] = True
+        if args.child.startswith("prepared"):
+            root = args.out
+        if args.child.startswith("prepared-device"):
+            options["augment"] = "device"
+        splits = crema_d(root, **options)
+        # One measured pass: the training split repeated to at least
+        # --pass-samples samples, as one epoch of the real 6,698 clips
+        # would amortise the per-epoch start (threads, file opens, the
+        # shuffle buffer's first fill) that dominates a pass of 200.
+        repeat = max(1, -(-args.pass_samples // args.clips))
+        train = splits.train.repeat(repeat)
+        rates, cpu_rates = [], []
+        # Fast loaders get more passes: a pass of a few hundred clips takes
+        # a fraction of a second, and the first also starts the pipeline.
+        first = time.perf_counter()
+        while len(rates) < args.epochs + (args.child == "raw-cached") or (
+                time.perf_counter() - first < args.min_seconds):
+            with Clock() as clock:
+                seen = 0
+                for features, labels in train.as_numpy_iterator():
+                    seen += len(labels)
+            rates.append(seen / clock.wall)
+            cpu_rates.append(seen / clock.cpu)
+        if args.child == "raw-cached":
+            # The first pass fills the cache.
+            rates, cpu_rates = rates[1:], cpu_rates[1:]
+        shapes = {k: (tuple(v.shape[1:]), str(v.dtype))
+                  for k, v in features.items()}
+        result.update(rates=rates, cpu_rates=cpu_rates, shapes=shapes)
+        result["tensorflow"] = tf.__version__
+    result.update(peak_rss_mb=peak_rss_mb(), baseline_rss_mb=baseline)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def run_child(mode, args, cpus, out, train_frames=None):
+    command = [
+        sys.executable, os.path.abspath(__file__), "--child", mode,
+        "--root", args.root, "--out", out, "--epochs", str(args.epochs),
+        "--batch-size", str(args.batch_size),
+        "--min-seconds", str(args.min_seconds),
+        "--clips", str(args.clips), "--pass-samples", str(args.pass_samples),
+    ]
+    if train_frames:
+        command += ["--train-frames", str(train_frames)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    if args.tuned_malloc:
+        env.update(TUNED_MALLOC)
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, check=False,
+        preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+    )
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise RuntimeError(f"{mode} failed:\n{done.stdout}\n{done.stderr[-3000:]}")
+
+
+def load_average():
+    return os.getloadavg()[0]
 
 
 def main():
@@ -150,74 +307,116 @@ def main():
     parser.add_argument("--width", type=int, default=480)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--pass-samples", type=int, default=1600,
+                        help="tf.data loaders: repeat the split to at least "
+                        "this many samples per measured pass")
+    parser.add_argument("--min-seconds", type=float, default=4.0,
+                        help="repeat passes until a loader ran this long")
+    parser.add_argument("--cores", type=int, default=1,
+                        help="CPUs each measured process may use")
+    parser.add_argument("--modes", default=",".join(
+        MODES + ("prepare", "prepare-1frame")))
+    parser.add_argument("--gpu-rate", type=float, default=GPU_SAMPLES_PER_S)
+    parser.add_argument("--tuned-malloc", action="store_true",
+                        help="run the measured processes with "
+                        + " ".join(f"{k}={v}" for k, v in TUNED_MALLOC.items()))
+    parser.add_argument("--train-frames", type=int, default=None,
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
 
-    import tensorflow as tf
-
-    from keras_dgl.datasets import crema_d
-
-    cores = cpu_cores()
-    with tempfile.TemporaryDirectory(prefix="keras_dgl_bench_") as root:
+    available = sorted(os.sched_getaffinity(0))
+    cpus = set(available[-args.cores:])
+    modes = args.modes.split(",")
+    results = {mode: [] for mode in modes}
+    with tempfile.TemporaryDirectory(prefix="keras_dgl_bench_") as base:
+        args.root = os.path.join(base, "raw")
         start = time.perf_counter()
-        make_clips(root, args.clips, args.seconds, args.frames_per_clip,
+        make_clips(args.root, args.clips, args.seconds, args.frames_per_clip,
                    args.height, args.width)
-        print(f"generated {args.clips} fake CREMA-D clips "
-              f"({args.seconds} s 16 kHz WAV, {args.frames_per_clip} JPEG "
-              f"frames {args.width}x{args.height}) in "
+        print(f"generated {args.clips} fake CREMA-D clips ({args.seconds} s "
+              f"16 kHz WAV, {args.frames_per_clip} JPEG frames "
+              f"{args.width}x{args.height}) in "
               f"{time.perf_counter() - start:.1f} s")
+        print(f"machine: {len(available)} CPUs; each measurement pinned to "
+              f"{len(cpus)} ({sorted(cpus)}); batch {args.batch_size}; "
+              f"malloc {'tuned' if args.tuned_malloc else 'default'}")
+        prepared = os.path.join(base, "prepared")
+        one_frame = os.path.join(base, "prepared-1frame")
+        for round_ in range(args.rounds):
+            for mode, train_frames in (("prepare", None), ("prepare-1frame", 1)):
+                if mode in modes:
+                    out = os.path.join(base, f"{mode}-{round_}")
+                    results[mode].append(
+                        run_child("prepare", args, cpus, out, train_frames))
+                    if train_frames:
+                        one_frame = out
+                    else:
+                        prepared = out
+            for mode in modes:
+                if mode.startswith("prepare") and not mode.startswith(
+                        "prepared"):
+                    continue
+                folder = one_frame if mode.endswith("1frame") else prepared
+                if mode.startswith("prepared") and not os.path.isdir(folder):
+                    run_child("prepare", args, cpus, folder,
+                              train_frames=1 if folder == one_frame else None)
+                load = load_average()
+                result = run_child(mode, args, cpus, folder)
+                result["load"] = load
+                results[mode].append(result)
+            print(f"round {round_ + 1}: " + ", ".join(
+                f"{m} {max(r[-1]['rates']):.0f}" for m, r in results.items()
+            ) + f" samples/s (load average {load_average():.1f})", flush=True)
 
-        start = time.perf_counter()
-        splits = crema_d(root, validation_fraction=0.0,
-                         batch_size=args.batch_size)
-        build = time.perf_counter() - start
-        tf_rates = []
-        for _ in range(args.epochs):
-            start = time.perf_counter()
-            seen = 0
-            for features, labels in splits.train:
-                seen += int(labels.shape[0])
-            tf_rates.append(seen / (time.perf_counter() - start))
-        assert features["audio"].shape[1:] == (257, 188, 1)
-        assert features["visual"].shape[1:] == (1, 224, 224, 3)
-
-        splits = crema_d(root, validation_fraction=0.0,
-                         batch_size=args.batch_size, cache=True)
-        cached_rates = []
-        for _ in range(max(args.epochs, 2)):
-            start = time.perf_counter()
-            seen = 0
-            for features, labels in splits.train:
-                seen += int(labels.shape[0])
-            cached_rates.append(seen / (time.perf_counter() - start))
-        # The first pass fills the cache; later passes read it.
-        cached_rates = cached_rates[1:]
-
-        clips = [line.split(",")[0] for line in
-                 open(os.path.join(root, "train.csv")).read().split()[1:]]
-        rng = np.random.default_rng(0)
-        np_rates = []
-        for _ in range(args.epochs):
-            start = time.perf_counter()
-            seen, audio_shape, visual_shape = numpy_epoch(
-                root, clips, args.batch_size, rng)
-            np_rates.append(seen / (time.perf_counter() - start))
-        assert audio_shape[1:] == (257, 188, 1)
-        assert visual_shape[1:] == (1, 224, 224, 3)
-
-    tf_rate, np_rate = max(tf_rates), max(np_rates)
-    print(f"cpu cores available: {cores}; tensorflow {tf.__version__}")
-    print(f"tf.data pipeline build time: {build:.2f} s")
-    print(f"tf.data crema_d train pipeline: {tf_rate:8.1f} samples/s "
-          f"(per epoch: {', '.join(f'{r:.1f}' for r in tf_rates)}); "
-          f"{tf_rate / cores:.1f} samples/s per core")
-    cached_rate = max(cached_rates)
-    print(f"tf.data, cache=True, cached:    {cached_rate:8.1f} samples/s "
-          f"{cached_rate / cores:.1f} samples/s per core")
-    print(f"plain NumPy/PIL loop (1 core):   {np_rate:8.1f} samples/s "
-          f"(per epoch: {', '.join(f'{r:.1f}' for r in np_rates)}); "
-          f"{np_rate:.1f} samples/s per core")
-    print(f"ratio tf.data / NumPy: {tf_rate / np_rate:.2f}x "
-          f"(per core: {tf_rate / cores / np_rate:.2f}x)")
+    print()
+    print(f"| mode | samples/s per {len(cpus)} core(s), wall, best (per round) "
+          "| per CPU-second, best | peak RSS MB (growth) | cores for one "
+          "H200 (wall / CPU) |")
+    print("|---|---|---|---|---|")
+    best, best_cpu = {}, {}
+    for mode, runs in results.items():
+        rates = [max(r["rates"]) for r in runs]
+        best[mode] = max(rates) / len(cpus)
+        best_cpu[mode] = max(max(r["cpu_rates"]) for r in runs)
+        peak = max(r["peak_rss_mb"] for r in runs)
+        growth = max(r["peak_rss_mb"] - r["baseline_rss_mb"] for r in runs)
+        preparing = mode in ("prepare", "prepare-1frame")
+        unit = " clips/s" if preparing else ""
+        need = "" if preparing else (
+            f"{args.gpu_rate / best[mode]:.1f} / "
+            f"{args.gpu_rate / best_cpu[mode]:.1f}")
+        print(f"| {mode} | {best[mode]:.0f}{unit} "
+              f"({', '.join(f'{r:.0f}' for r in rates)}) | "
+              f"{best_cpu[mode]:.0f}{unit} | {peak:.0f} ({growth:+.0f}) | "
+              f"{need} |")
+    for mode, runs in results.items():
+        if "shapes" in runs[0]:
+            print(f"{mode} batch shapes: {runs[0]['shapes']}")
+    for mode in ("prepare", "prepare-1frame"):
+        if mode in results:
+            run = results[mode][0]
+            print(f"{mode}: {run['clips']} clips (train and test lists) into "
+                  f"{run['shards']} shards, {run['bytes'] / 1e6:.0f} MB, "
+                  f"{run['workers']} worker thread(s)")
+    print(f"GPU rate assumed: {args.gpu_rate:.0f} samples/s")
+    print("per CPU-second: samples (clips) per second of the process's own "
+          "CPU time, the rate of a core that is not shared with other jobs")
+    for mode in ("prepare", "prepare-1frame"):
+        if "raw" in best and mode in best:
+            print(f"{mode} / raw pass, per core: wall "
+                  f"{best[mode] / best['raw']:.2f}, CPU "
+                  f"{best_cpu[mode] / best_cpu['raw']:.2f}")
+    for mode in ("raw-cached", "prepared-host", "prepared-device", "numpy"):
+        if mode in best and "raw" in best:
+            print(f"{mode} / raw: wall {best[mode] / best['raw']:.1f}x, CPU "
+                  f"{best_cpu[mode] / best_cpu['raw']:.1f}x")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ scores come from the same model, so the difference refit - plain is paired.
 DGL and joint training of one seed share the data split and the initial
 weights.
 
-Models: one `Conv1DEncoder(filters=(16, 32, 64))` per smartwatch modality,
-one `MLPEncoder(hidden_units=(64, 32))` per synthetic modality, and
+Models: the presets' encoders (`keras_dgl.experiments.presets`: one
+`Conv1DEncoder(filters=(16, 32, 64))` per smartwatch modality, one
+`MLPEncoder(hidden_units=(64, 32))` per synthetic modality) and
 `ConcatFusion`. Prints one JSON line per run (to stderr) and a markdown
 table (mean +- sample std over seeds):
 
@@ -33,10 +34,7 @@ import time
 
 import numpy as np
 
-PRESETS = {
-    "smartwatch": {"epochs": 12, "batch_size": 32, "learning_rate": 1e-3},
-    "synthetic": {"epochs": 10, "batch_size": 64, "learning_rate": 1e-3},
-}
+from keras_dgl.experiments.presets import PRESETS
 
 
 def parse_args(argv=None):
@@ -52,14 +50,15 @@ def parse_args(argv=None):
 
 
 def load(dataset, seed):
-    import keras_dgl.datasets
+    from keras_dgl import registry
 
     preset = PRESETS[dataset]
-    if dataset == "smartwatch":
-        return keras_dgl.datasets.smartwatch(
-            batch_size=preset["batch_size"], split_seed=seed, overlap=0.5
-        )
-    return keras_dgl.datasets.synthetic(batch_size=preset["batch_size"], seed=seed)
+    entry = registry.DATASETS[dataset]
+    return registry.dataset_loader(dataset)(
+        batch_size=preset["batch_size"],
+        **{entry.seed_argument: seed},
+        **preset["data_options"],
+    )
 
 
 def build(dataset, method, splits, steps, schedule):
@@ -67,17 +66,12 @@ def build(dataset, method, splits, steps, schedule):
 
     import keras_dgl
 
+    from keras_dgl.experiments.factories import make_encoder
+
     preset = PRESETS[dataset]
-    if dataset == "smartwatch":
-        encoders = {
-            name: keras_dgl.encoders.Conv1DEncoder(filters=(16, 32, 64))
-            for name in splits.input_shapes
-        }
-    else:
-        encoders = {
-            name: keras_dgl.encoders.MLPEncoder(hidden_units=(64, 32))
-            for name in splits.input_shapes
-        }
+    encoders = {
+        name: make_encoder(dataset, shape) for name, shape in splits.input_shapes.items()
+    }
     fusion = keras_dgl.layers.ConcatFusion(num_classes=splits.num_classes)
     model = keras_dgl.DGLModel(encoders, fusion, method=method)
     learning_rate = preset["learning_rate"]
@@ -93,9 +87,10 @@ def build(dataset, method, splits, steps, schedule):
 
 
 def accuracy(model, data):
+    from keras_dgl.utils import accuracy as logits_accuracy
+
     features, labels = data
-    logits = model.predict(features, batch_size=256, verbose=0)
-    return float(np.mean(np.argmax(logits, axis=-1) == labels))
+    return logits_accuracy(model.predict(features, batch_size=256, verbose=0), labels)
 
 
 def run_one(dataset, method, seed, splits, arrays, args):

@@ -100,16 +100,9 @@ def input_shapes(config):
 
 
 def make_fusion(kind, num_classes):
-    import keras_dgl
+    from keras_dgl import registry
 
-    kinds = {
-        "concat": keras_dgl.layers.ConcatFusion,
-        "sum": keras_dgl.layers.SumFusion,
-        "gated": keras_dgl.layers.GatedFusion,
-        "film": keras_dgl.layers.FiLMFusion,
-        "attention": keras_dgl.layers.AttentionFusion,
-    }
-    return kinds[kind](num_classes=num_classes)
+    return registry.fusion_class(kind)(num_classes=num_classes)
 
 
 def make_model(config, method, fusion, alpha, jit, batch, seed):

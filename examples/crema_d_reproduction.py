@@ -2,10 +2,11 @@
 
 Published setup (Wei, Luo and Luo, ICCV 2025; the authors' reference code):
 ResNet18 encoders trained from scratch for audio (log spectrogram, 1
-channel) and one video frame, concat fusion, alpha 4, SGD with learning
-rate 2e-3, momentum 0.9 and weight decay 1e-4, batch 64, 100 epochs with
-the learning rate x0.1 from epoch 70, and gradient-norm clipping at 40.
-The authors' logs report 77.5% test accuracy with alpha 4.
+channel) and one video frame, concat fusion, alpha 4, and the recipe
+`keras_dgl.experiments.presets.PUBLISHED_RECIPE` (the defaults below): SGD
+with learning rate 2e-3, momentum 0.9 and weight decay 1e-4, batch 64, 100
+epochs with the learning rate x0.1 from epoch 70, and gradient-norm
+clipping at 40. The authors' logs report 77.5% test accuracy with alpha 4.
 
 Two things differ from the reference code on purpose: the epoch is chosen
 on a validation split carved from the training list (the reference code
@@ -29,8 +30,9 @@ Choices made here, with reasons:
   `--clip none` disables clipping.
 - Weight decay: PyTorch's SGD adds `weight_decay * w` to the gradient, so
   the decay passes through momentum (about 10x stronger at momentum 0.9
-  than Keras' decoupled `weight_decay`). `CoupledSGD` below reproduces the
-  PyTorch rule exactly, applied after clipping, like the reference code.
+  than Keras' decoupled `weight_decay`). `keras_dgl.optimizers.CoupledSGD`
+  reproduces the PyTorch rule exactly, applied after clipping, like the
+  reference code.
 
 Run (a GPU is advisable; one CPU epoch of the full setup takes hours):
 
@@ -39,47 +41,19 @@ Run (a GPU is advisable; one CPU epoch of the full setup takes hours):
 """
 
 import argparse
-import json
 import os
 
 import keras
-from keras import ops
 
 import keras_dgl
 from keras_dgl import datasets
 from keras_dgl import encoders
 from keras_dgl import layers
+from keras_dgl.experiments import store
+from keras_dgl.experiments.presets import PUBLISHED_RECIPE
+from keras_dgl.experiments.presets import lr_drop_epoch
 
-
-class CoupledSGD(keras.optimizers.SGD):
-    """SGD with PyTorch's (coupled, L2-style) weight decay.
-
-    The decay term `l2 * w` is added to each (already clipped) gradient
-    before the momentum update, as `torch.optim.SGD(weight_decay=l2)` does.
-
-    Args:
-        l2: float. Decay coefficient (PyTorch's `weight_decay`).
-        **kwargs: arguments of `keras.optimizers.SGD`.
-
-    Example:
-
-    ```python
-    optimizer = CoupledSGD(l2=1e-4, learning_rate=2e-3, momentum=0.9)
-    ```
-    """
-
-    def __init__(self, l2=1e-4, **kwargs):
-        super().__init__(**kwargs)
-        self.l2 = float(l2)
-
-    def update_step(self, gradient, variable, learning_rate):
-        if self.l2:
-            decay = ops.multiply(ops.cast(self.l2, variable.dtype), variable)
-            gradient = ops.add(gradient, decay)
-        super().update_step(gradient, variable, learning_rate)
-
-    def get_config(self):
-        return {**super().get_config(), "l2": self.l2}
+RECIPE = PUBLISHED_RECIPE
 
 
 def parse_args(argv=None):
@@ -88,13 +62,14 @@ def parse_args(argv=None):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("data_dir", help="root of the CREMA-D tree")
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--lr-drop-epoch", type=int, default=70,
-                        help="epoch (0-based) from which the learning rate is x0.1")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--learning-rate", type=float, default=2e-3)
-    parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--weight-decay", type=float, default=1e-4,
+    parser.add_argument("--epochs", type=int, default=RECIPE["epochs"])
+    parser.add_argument("--lr-drop-epoch", type=int,
+                        default=lr_drop_epoch(RECIPE, RECIPE["epochs"]),
+                        help="epoch (0-based) from which the learning rate is "
+                             f"x{RECIPE['lr_drop_factor']:g}")
+    parser.add_argument("--batch-size", type=int, default=RECIPE["batch_size"])
+    parser.add_argument("--learning-rate", type=float, default=RECIPE["learning_rate"])
+    parser.add_argument("--weight-decay", type=float, default=RECIPE["weight_decay"],
                         help="PyTorch-style (coupled) weight decay")
     parser.add_argument("--alpha", type=float, default=4.0,
                         help="weight of the unimodal losses (4 and 5 in the authors' logs)")
@@ -102,7 +77,7 @@ def parse_args(argv=None):
     parser.add_argument("--clip", default="global",
                         choices=("global", "per-variable", "none"),
                         help="gradient clipping; see the module docstring")
-    parser.add_argument("--clip-norm", type=float, default=40.0)
+    parser.add_argument("--clip-norm", type=float, default=RECIPE["global_clipnorm"])
     parser.add_argument("--base-filters", type=int, default=64,
                         help="ResNet18 width (64 as published; small values for tests)")
     parser.add_argument("--image-size", type=int, default=224,
@@ -129,35 +104,22 @@ def parse_args(argv=None):
 
 
 def make_optimizer(args):
+    """The published recipe's optimizer, with this run's clipping choice."""
     clipping = {
         "global": {"global_clipnorm": args.clip_norm},
         "per-variable": {"clipnorm": args.clip_norm},
         "none": {},
     }[args.clip]
-    return CoupledSGD(
-        l2=args.weight_decay,
+    return keras_dgl.optimizers.CoupledSGD(
         learning_rate=args.learning_rate,
-        momentum=args.momentum,
+        momentum=keras_dgl.optimizers.SGD_MOMENTUM,
+        weight_decay=args.weight_decay,
         **clipping,
     )
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    keras.utils.set_random_seed(args.seed)
-    os.makedirs(args.out, exist_ok=True)
-    splits = datasets.crema_d(
-        args.data_dir,
-        batch_size=args.batch_size,
-        image_size=args.image_size,
-        split_seed=args.seed,
-        cache=args.cache,
-    )
-    train, validation, test = splits.train, splits.validation, splits.test
-    if args.max_steps:
-        train, validation = train.take(args.max_steps), validation.take(args.max_steps)
-        test = test.take(args.max_steps)
-
+def build_model(args, splits):
+    """The published model: two ResNet18 encoders and concat fusion, compiled."""
     model = keras_dgl.DGLModel(
         {
             "audio": encoders.ResNet18(input_channels=1, base_filters=args.base_filters),
@@ -170,12 +132,37 @@ def main(argv=None):
     model.build({name: (None,) + tuple(s) for name, s in splits.input_shapes.items()})
     model.compile(optimizer=make_optimizer(args), metrics=["accuracy"],
                   run_eagerly=args.run_eagerly)
+    return model
+
+
+def load_data(args):
+    """The CREMA-D splits, each capped at `--max-steps` batches."""
+    splits = datasets.crema_d(
+        args.data_dir,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        split_seed=args.seed,
+        cache=args.cache,
+    )
+    parts = [splits.train, splits.validation, splits.test]
+    if args.max_steps:
+        parts = [part.take(args.max_steps) for part in parts]
+    return splits, parts
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    keras.utils.set_random_seed(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    splits, (train, validation, test) = load_data(args)
+    model = build_model(args, splits)
 
     best_path = os.path.join(args.out, "best.weights.h5")
     callbacks = [
         # MultiStepLR(milestones=[70], gamma=0.1) of the reference code.
         keras.callbacks.LearningRateScheduler(
-            lambda epoch: args.learning_rate * (0.1 if epoch >= args.lr_drop_epoch else 1.0)
+            lambda epoch: args.learning_rate
+            * (RECIPE["lr_drop_factor"] if epoch >= args.lr_drop_epoch else 1.0)
         ),
         # Model selection on validation accuracy only; the test split is
         # never seen during training.
@@ -203,8 +190,7 @@ def main(argv=None):
         "backend": keras.backend.backend(),
         "settings": vars(args),
     }
-    with open(os.path.join(args.out, "results.json"), "w") as handle:
-        json.dump(results, handle, indent=2)
+    store.write_json(os.path.join(args.out, "results.json"), results)
     print(f"\nBest validation epoch {results['best_epoch']}: "
           f"val accuracy {results['val_accuracy']:.4f}")
     print(f"Test accuracy (fused): {results['test_accuracy']:.4f}")

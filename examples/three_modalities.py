@@ -7,22 +7,26 @@ modalities of decreasing informativeness (a strong "audio", a middling
 "video" of another dimension, a weak "text"). `AttentionFusion` lets every
 modality's token attend to the others (the dense cross-modal interaction
 case). The script trains DGL and joint training with the same budget and
-seed and prints the fused and per-modality test accuracy of each.
+seed and prints the fused and per-modality test accuracy of each; with
+`--out DIR` it also saves each trained model (`<method>.keras`) and the
+accuracies (`results.json`).
 
 Run:
 
     python examples/three_modalities.py
-    python examples/three_modalities.py --methods dgl --epochs 5
+    python examples/three_modalities.py --methods dgl --epochs 5 --out runs
     python examples/three_modalities.py --quick      # a smoke test
 """
 
 import argparse
+import os
 
 import keras
 
 import keras_dgl
 from keras_dgl import datasets
 from keras_dgl import layers
+from keras_dgl.experiments import store
 
 MODALITIES = {
     "audio": {"dim": 16, "informativeness": 0.8},
@@ -62,6 +66,8 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="1 epoch of 2 batches per split, to check that it runs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None,
+                        help="folder for the trained models and results.json")
     args = parser.parse_args(argv)
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if args.quick:
@@ -72,14 +78,18 @@ def parse_args(argv=None):
     return args
 
 
+def load_data(args):
+    """The three-modality splits, each capped at `--max-steps` batches."""
+    splits = datasets.synthetic(num_classes=6, modalities=MODALITIES, seed=args.seed)
+    parts = [splits.train, splits.validation, splits.test]
+    if args.max_steps:
+        parts = [part.take(args.max_steps) for part in parts]
+    return splits, parts
+
+
 def main(argv=None):
     args = parse_args(argv)
-    splits = datasets.synthetic(num_classes=6, modalities=MODALITIES, seed=args.seed)
-    train, validation, test = splits.train, splits.validation, splits.test
-    if args.max_steps:
-        train, validation, test = (
-            d.take(args.max_steps) for d in (train, validation, test)
-        )
+    splits, (train, validation, test) = load_data(args)
     results = {}
     for method in args.methods:
         # Same seed per method: same initialisation, so the methods compare.
@@ -94,6 +104,10 @@ def main(argv=None):
                       run_eagerly=args.run_eagerly)
         model.fit(train, validation_data=validation, epochs=args.epochs, verbose=0)
         results[method] = model.evaluate(test, verbose=0, return_dict=True)
+        if args.out:
+            os.makedirs(args.out, exist_ok=True)
+            with store.atomic_path(os.path.join(args.out, f"{method}.keras")) as path:
+                model.save(path)
 
     names = list(MODALITIES)
     print(f"Test accuracy, {args.epochs} epochs, {keras.backend.backend()} backend")
@@ -101,6 +115,8 @@ def main(argv=None):
     for method, logs in results.items():
         row = " ".join(f"{logs[f'{n}_accuracy']:>7.4f}" for n in names)
         print(f"{method:<10} {logs['accuracy']:>7.4f} {row}")
+    if args.out:
+        store.write_json(os.path.join(args.out, "results.json"), results)
     return results
 
 

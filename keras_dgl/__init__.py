@@ -7,8 +7,9 @@ JAX-only machine nothing may pull in TensorFlow by accident.
 
 Keras finds saved `keras_dgl` classes (`keras.saving.load_model`) only once
 their modules have run. They are imported with the first name used (any
-but `cli`, which must not load Keras), or right away if Keras is already
-imported when `keras_dgl` is: then it costs no framework start-up.
+but `cli` and `registry`, which must not load Keras), or right away if Keras
+is already imported when `keras_dgl` is: then it costs no framework
+start-up.
 """
 
 import importlib
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 _ATTRIBUTES = {
     "DGLModel": "keras_dgl.models.dgl_model",
     "gblend_weights": "keras_dgl.models.gblend",
+    "load_model": "keras_dgl.models.saving",
 }
 _SUBMODULES = (
     "backend",
@@ -29,14 +31,26 @@ _SUBMODULES = (
     "datasets",
     "diagnostics",
     "encoders",
-    "experiment",
+    "experiments",
     "layers",
     "models",
+    "optimizers",
+    "preprocessing",
     "refit",
+    "registry",
     "tuner",
+    "utils",
 )
+# Submodules that import no Keras: using them must not load it.
+_KERAS_FREE = ("cli", "registry")
 # The modules whose classes are registered for Keras serialization.
-_SERIALIZABLE = ("keras_dgl.encoders", "keras_dgl.layers", "keras_dgl.models")
+_SERIALIZABLE = (
+    "keras_dgl.encoders",
+    "keras_dgl.layers",
+    "keras_dgl.models",
+    "keras_dgl.optimizers",
+    "keras_dgl.preprocessing",
+)
 
 __all__ = [
     "DGLModel",
@@ -45,6 +59,8 @@ __all__ = [
     "encoders",
     "gblend_weights",
     "layers",
+    "load_model",
+    "preprocessing",
 ]
 
 if typing.TYPE_CHECKING:  # For static analysis only; never run.
@@ -52,8 +68,10 @@ if typing.TYPE_CHECKING:  # For static analysis only; never run.
     from keras_dgl import diagnostics  # noqa: F401
     from keras_dgl import encoders  # noqa: F401
     from keras_dgl import layers  # noqa: F401
+    from keras_dgl import preprocessing  # noqa: F401
     from keras_dgl.models.dgl_model import DGLModel  # noqa: F401
     from keras_dgl.models.gblend import gblend_weights  # noqa: F401
+    from keras_dgl.models.saving import load_model  # noqa: F401
 
 
 def __getattr__(name):
@@ -65,7 +83,7 @@ def __getattr__(name):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     # Cached as a plain attribute: later lookups skip this function.
     globals()[name] = value
-    if name != "cli":
+    if name not in _KERAS_FREE:
         # Keras is loaded by now; register what a saved model may hold.
         _import_serializable()
     return value

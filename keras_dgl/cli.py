@@ -1,12 +1,13 @@
 """The `keras-dgl` command.
 
 `keras-dgl train` compares DGL with joint training, published baselines
-and unimodal models (see `keras_dgl.experiment`); `keras-dgl tune` runs a
-small KerasTuner search (see `keras_dgl.tuner.run_tune`). Keras is
-imported only after the arguments are parsed, because `--backend` must be
-in `KERAS_BACKEND` before the first `import keras` of the process;
-`import keras_dgl` does not import it (the package is lazy), and
-module-level imports here are kept to the standard library.
+and unimodal models (see `keras_dgl.experiments`); `keras-dgl tune` runs a
+small KerasTuner search (see `keras_dgl.experiments.run_tune`). Keras is
+imported only after the arguments are parsed and the settings checked,
+because `--backend` must be in `KERAS_BACKEND` before the first
+`import keras` of the process; `import keras_dgl` does not import it (the
+package is lazy), and the modules used before that point
+(`keras_dgl.registry`, `keras_dgl.experiments.config`) import no Keras.
 """
 
 import argparse
@@ -15,40 +16,35 @@ import os
 import sys
 import textwrap
 
-BACKENDS = ("tensorflow", "jax", "torch")
-# Mirrors keras_dgl.experiment (not imported here: it imports Keras).
-DATASETS = ("smartwatch", "synthetic", "crema-d", "kinetics-sounds", "ave")
-FUSIONS = ("sum", "concat", "gated", "film", "attention")
-METHODS = ("dgl", "joint", "joint_aux", "ogm", "ogm_ge", "gblend", "unimodal")
-DEFAULT_METHODS = ("dgl", "joint", "unimodal")
-OPTIMIZERS = ("adam", "sgd")
-# Mirrors keras_dgl.tuner (not imported here: it imports Keras).
-TUNERS = ("random", "hyperband", "bayesian")
-TUNE_DATASETS = ("smartwatch", "synthetic")
+from keras_dgl import registry
+from keras_dgl.experiments.config import DEFAULT_METHODS
+from keras_dgl.experiments.config import ExperimentConfig
+from keras_dgl.experiments.config import ExperimentError
+from keras_dgl.experiments.config import check_number
+from keras_dgl.experiments.config import seed_list
+from keras_dgl.experiments.presets import PRESETS
+
 PROG = "keras-dgl"
 
-_EPILOG = """\
-methods (--methods; all but unimodal share encoders, fusion and budget):
-  dgl        Disentangled Gradient Learning: each encoder is trained only by
-             its own unimodal loss, the fusion layer only by the multimodal
-             loss on detached features (Wei, Luo and Luo, ICCV 2025).
-  joint      the usual baseline: the multimodal loss trains everything.
-  joint_aux  multimodal loss + alpha x unimodal losses, no detaching (an
-             ablation of dgl).
-  ogm        On-the-fly Gradient Modulation: joint training whose encoder
-             gradients are scaled down, each step, for the modality that
-             leads (strength --ogm-alpha) (Peng et al., CVPR 2022). With
-             Adam (the built-in data's default) a scale barely matters; the
-             paper uses --optimizer sgd.
-  ogm_ge     ogm plus its generalization enhancement: Gaussian noise on the
-             encoder gradients (Peng et al., CVPR 2022).
-  gblend     Gradient-Blending: the multimodal and unimodal losses weighted
-             by their overfitting-to-generalization ratios, estimated first:
-             each loss is trained alone for --epochs and scored on the
-             validation split, which costs 1 + (number of modalities) extra
-             trainings (Wang, Tran and Feiszli, CVPR 2020). --alpha does not
-             apply.
-  unimodal   one model per modality: its encoder plus a dense head.
+
+def _methods_epilog():
+    lines = ["methods (--methods; all but unimodal share encoders, fusion and budget):"]
+    width = max(len(name) for name in registry.METHODS) + 2
+    for name, method in registry.METHODS.items():
+        text = method.summary.replace("`", "")
+        if method.reference != "—":
+            text += f" ({method.reference})"
+        wrapped = textwrap.wrap(text, 76 - width - 2)
+        lines.append(f"  {name.ljust(width)}{wrapped[0]}")
+        lines += [" " * (width + 2) + rest for rest in wrapped[1:]]
+    return "\n".join(lines)
+
+
+_EPILOG = _methods_epilog() + """
+
+With Adam (the built-in data's default), alpha does not change dgl and a
+gradient's scale barely matters to ogm; use --optimizer sgd to study them.
+gblend estimates its own loss weights (--alpha does not apply).
 
 Every multimodal run is scored as trained, then its fusion layer is refit on
 frozen encoder features (length chosen on the validation split) and scored
@@ -66,6 +62,21 @@ examples:
 
 Running the same command again with the same --out resumes it: finished
 runs are skipped, an interrupted run continues after its last epoch.
+Exit status: 0 done, 1 a run diverged (non-finite loss), 2 bad options,
+data or output folder, 130 interrupted.
+"""
+
+_PREPARE_EPILOG = """\
+Each clip is decoded once, in parallel over the host's cores, into TFRecord
+shards of about 100 MB plus manifest.json (keras_dgl.datasets.prepare).
+Then give the output folder to --data-dir: keras-dgl train and the loaders
+(keras_dgl.datasets.crema_d(...), ...) read the shards instead of the raw
+clips. Running the same command again resumes an interrupted prepare;
+finished shards are never rewritten.
+
+examples:
+  keras-dgl prepare --dataset crema-d --data-dir /data/CREMA-D --out /data/crema-d-prepared
+  keras-dgl train --dataset crema-d --data-dir /data/crema-d-prepared
 """
 
 _TUNE_EPILOG = """\
@@ -101,30 +112,35 @@ def _positive_int(text):
     return value
 
 
-def _non_negative_float(text):
+def _number(text, strict):
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+    try:
+        return check_number("value", value, 0.0, strict=strict)
+    except ExperimentError:
+        bound = "> 0" if strict else ">= 0"
+        raise argparse.ArgumentTypeError(
+            f"expected a finite number {bound}, got {text!r}"
+        ) from None
+
+
+def _non_negative_float(text):
+    return _number(text, strict=False)
 
 
 def _positive_float(text):
-    value = _non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
+    return _number(text, strict=True)
 
 
 def _methods(text):
     methods = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in registry.METHODS]
     if unknown or not methods:
         raise argparse.ArgumentTypeError(
             f"unknown method(s) {', '.join(unknown) or repr(text)}; "
-            f"choose from {','.join(METHODS)}"
+            f"choose from {','.join(registry.METHODS)}"
         )
     return tuple(dict.fromkeys(methods))
 
@@ -134,17 +150,21 @@ def _seeds(text):
     try:
         if "," in text:
             seeds = [int(s) for s in text.split(",") if s.strip()]
-            if len(set(seeds)) != len(seeds) or not seeds:
-                raise ValueError
-            return seeds
-        count = int(text)
+        else:
+            seeds = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected a count or a comma list of distinct seeds, got {text!r}"
         )
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1 seed, got {text!r}")
-    return count
+    try:
+        seed_list(seeds)
+    except ExperimentError:
+        if isinstance(seeds, int):
+            raise argparse.ArgumentTypeError(f"expected at least 1 seed, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a count or a comma list of distinct seeds, got {text!r}"
+        ) from None
+    return seeds
 
 
 def _data_option(text):
@@ -162,7 +182,7 @@ def build_parser():
     """The `keras-dgl` argument parser (standard library only).
 
     Returns:
-        An `argparse.ArgumentParser` with the `train` and `tune`
+        An `argparse.ArgumentParser` with the `train`, `prepare` and `tune`
         sub-commands.
 
     Example:
@@ -193,36 +213,40 @@ def build_parser():
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("--dataset", choices=DATASETS, default="smartwatch",
+    train.add_argument("--dataset", choices=tuple(registry.DATASETS), default="smartwatch",
                        help="data set (default: smartwatch, built in)")
     train.add_argument("--data-dir", metavar="DIR",
-                       help="data folder; required for crema-d, kinetics-sounds, ave")
+                       help="data folder; required for crema-d, kinetics-sounds, ave, vggsound "
+                            "(raw clips, or a folder written by keras-dgl prepare)")
     train.add_argument("--data-option", metavar="KEY=VALUE", type=_data_option,
                        action="append", default=[],
                        help="extra argument of the dataset loader, e.g. "
                             "window_seconds=2.0 (repeatable)")
-    train.add_argument("--backend", choices=BACKENDS,
+    train.add_argument("--backend", choices=registry.BACKENDS,
                        help="Keras backend (default: $KERAS_BACKEND, else tensorflow)")
-    train.add_argument("--fusion", choices=FUSIONS, default="concat",
+    train.add_argument("--fusion", choices=tuple(registry.FUSIONS), default="concat",
                        help="fusion layer (default: concat)")
     train.add_argument("--alpha", type=_non_negative_float,
                        help="weight of the unimodal losses (default: per dataset). "
                             "Acts as an encoder learning-rate factor with SGD; "
                             "no effect on DGL with Adam")
     train.add_argument("--methods", type=_methods, default=DEFAULT_METHODS,
-                       help=f"comma list of {', '.join(METHODS)} (default: "
+                       help=f"comma list of {', '.join(registry.METHODS)} (default: "
                             f"{','.join(DEFAULT_METHODS)}; see 'methods' below)")
     train.add_argument("--ogm-alpha", type=_non_negative_float, default=0.1,
                        help="modulation strength of ogm and ogm_ge (default: "
                             "0.1; the OGM-GE authors use 0.8 for CREMA-D)")
+    smartwatch = PRESETS["smartwatch"]
     train.add_argument("--epochs", type=_positive_int,
-                       help="epochs per run (default: per dataset; smartwatch 12)")
+                       help="epochs per run (default: per dataset; smartwatch "
+                            f"{smartwatch['epochs']})")
     train.add_argument("--batch-size", type=_positive_int,
-                       help="batch size (default: per dataset; smartwatch 32)")
+                       help="batch size (default: per dataset; smartwatch "
+                            f"{smartwatch['batch_size']})")
     train.add_argument("--seeds", type=_seeds, default=3,
                        help="number of splits N (seeds 0..N-1) or a comma list "
                             "(default: 3)")
-    train.add_argument("--optimizer", choices=OPTIMIZERS,
+    train.add_argument("--optimizer", choices=tuple(registry.OPTIMIZERS),
                        help="adam, or sgd with momentum 0.9 (default: per dataset)")
     train.add_argument("--learning-rate", type=_positive_float,
                        help="learning rate (default: per dataset)")
@@ -232,10 +256,51 @@ def build_parser():
                        help="also refit each multimodal model's fusion layer on "
                             "frozen encoder features and score it again (the "
                             "'+ refit' rows; default: on)")
+    train.add_argument("--refit-epochs", type=_positive_int, default=20,
+                       help="most epochs of each fusion refit (default: 20)")
     train.add_argument("--out", metavar="DIR", default="dgl-results",
                        help="output folder, also used to resume (default: ./dgl-results)")
     train.add_argument("-q", "--quiet", action="store_true",
                        help="no per-epoch training output")
+
+    prepare = commands.add_parser(
+        "prepare",
+        prog=f"{PROG} prepare",
+        help="decode an audio-visual data set once into TFRecord shards",
+        description=textwrap.fill(
+            "Decode every clip of an audio-visual data set once (frames "
+            "resized to uint8, audio as a spectrogram or waveform) into "
+            "sharded TFRecord files with a manifest, so that training reads "
+            "bytes instead of decoding WAV and JPEG files at every step."
+        ),
+        epilog=_PREPARE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    prepare.add_argument("--dataset", required=True,
+                         choices=tuple(n for n, d in registry.DATASETS.items()
+                                       if not d.builtin),
+                         help="audio-visual data set")
+    prepare.add_argument("--data-dir", metavar="RAW", required=True,
+                         help="the raw data folder (CSV lists, audio/, visual/)")
+    prepare.add_argument("--out", metavar="PREPARED", required=True,
+                         help="output folder for the shards and manifest.json")
+    prepare.add_argument("--frame-size", type=_positive_int, default=256,
+                         help="short side of the stored frames in pixels "
+                              "(default: 256)")
+    prepare.add_argument("--train-frames", type=_positive_int,
+                         help="frames kept per training clip (default: all, so "
+                              "that the random frame choice stays possible)")
+    prepare.add_argument("--workers", type=_positive_int,
+                         help="parallel decoders (default: the host's cores)")
+    prepare.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                         help="a clip that cannot be decoded stops the run "
+                              "(raise, default) or is left out and listed (skip)")
+    prepare.add_argument("--data-option", metavar="KEY=VALUE", type=_data_option,
+                         action="append", default=[],
+                         help="extra argument of the dataset's loader, e.g. "
+                              "sample_rate=16000 (repeatable)")
+    prepare.add_argument("-q", "--quiet", action="store_true",
+                         help="no progress bar")
 
     tune = commands.add_parser(
         "tune",
@@ -249,16 +314,17 @@ def build_parser():
         epilog=_TUNE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    tune.add_argument("--dataset", choices=TUNE_DATASETS, default="smartwatch",
+    tune.add_argument("--dataset", choices=registry.builtin_datasets(),
+                      default="smartwatch",
                       help="data set (default: smartwatch, built in)")
-    tune.add_argument("--tuner", choices=TUNERS, default="random",
+    tune.add_argument("--tuner", choices=tuple(registry.TUNERS), default="random",
                       help="search algorithm (default: random)")
     tune.add_argument("--max-trials", type=_positive_int, default=4,
                       help="trials of random and bayesian; hyperband sizes its "
                            "own from --epochs (default: 4)")
     tune.add_argument("--epochs", type=_positive_int, default=4,
                       help="epochs per trial, hyperband's maximum (default: 4)")
-    tune.add_argument("--backend", choices=BACKENDS,
+    tune.add_argument("--backend", choices=registry.BACKENDS,
                       help="Keras backend (default: $KERAS_BACKEND, else tensorflow)")
     tune.add_argument("--data-option", metavar="KEY=VALUE", type=_data_option,
                       action="append", default=[],
@@ -281,8 +347,9 @@ def main(argv=None):
             reads `sys.argv[1:]`.
 
     Returns:
-        The exit status: 0 on success, 2 for a bad option, missing data or
-        a conflicting output folder, 130 when interrupted.
+        The exit status: 0 on success, 1 when a run diverged (non-finite
+        loss), 2 for a bad option, missing data or an unusable output
+        folder, 130 when interrupted.
 
     Example:
 
@@ -297,17 +364,23 @@ def main(argv=None):
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help, or a bad option (already reported).
         return stop.code
-    if getattr(args, "data_dir", None) and not os.path.exists(args.data_dir):
-        return _fail(f"{PROG} train: error: data folder not found: {args.data_dir}")
+    config = None
+    if args.command == "train":
+        config = _config(args)
+        try:
+            # Before Keras loads: a bad setting costs no framework start-up.
+            config.resolved()
+        except ExperimentError as error:
+            return _fail(f"{PROG} train: error: {error}")
 
     # Both only take effect if set before TensorFlow or PyTorch is loaded.
     # TensorFlow's start-up INFO lines are noise in a command's output.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     # PyTorch's OpenMP threads otherwise busy-wait between ops and starve the
-    # tf.data threads that feed them (an epoch took 8x longer on two busy cores).
+    # tf.data threads that feed them (benchmarks/RESULTS.md).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-    if args.backend:
+    if getattr(args, "backend", None):
         loaded = _loaded_keras_backend()
         if loaded is not None and loaded != args.backend:
             # Keras fixes its backend when first imported. `import keras_dgl`
@@ -327,13 +400,13 @@ def main(argv=None):
         verbose = 1 if sys.stdout.isatty() else 2
     if args.command == "tune":
         return _tune(args, verbose)
-    return _train(args, verbose)
+    if args.command == "prepare":
+        return _prepare(args, verbose)
+    return _train(config, args, verbose)
 
 
-def _train(args, verbose):
-    from keras_dgl import experiment  # Imports Keras: only now.
-
-    config = experiment.ExperimentConfig(
+def _config(args):
+    return ExperimentConfig(
         dataset=args.dataset,
         data_dir=args.data_dir,
         data_options=dict(args.data_option),
@@ -349,10 +422,19 @@ def _train(args, verbose):
         out=args.out,
         ogm_alpha=args.ogm_alpha,
         refit=args.refit,
+        refit_epochs=args.refit_epochs,
     )
+
+
+def _train(config, args, verbose):
+    from keras_dgl.experiments import runner  # Imports Keras: only now.
+    from keras_dgl.experiments.config import TrainingDiverged
+
     try:
-        experiment.run_experiment(config, verbose=verbose)
-    except experiment.ExperimentError as error:
+        runner.run_experiment(config, verbose=verbose)
+    except TrainingDiverged as error:
+        return _fail(f"{PROG} train: error: {error}", status=1)
+    except ExperimentError as error:
         return _fail(f"{PROG} train: error: {error}")
     except KeyboardInterrupt:
         return _fail(
@@ -364,28 +446,18 @@ def _train(args, verbose):
 
 
 def _tune(args, verbose):
-    import inspect
-    import json
+    from keras_dgl.experiments import store  # Imports Keras: only now.
+    from keras_dgl.experiments import tune
 
-    from keras_dgl import datasets  # Imports Keras: only now.
-    from keras_dgl import tuner
-
-    options = dict(args.data_option)
-    loader = {"smartwatch": datasets.smartwatch, "synthetic": datasets.synthetic}
     try:
-        # A misspelt option fails here, not after the search has started.
-        inspect.signature(loader[args.dataset]).bind_partial(**options)
-    except TypeError as error:
-        return _fail(f"{PROG} tune: error: bad data option for {args.dataset}: {error}")
-    try:
-        result = tuner.run_tune(
+        result = tune.run_tune(
             dataset=args.dataset,
             max_trials=args.max_trials,
             epochs=args.epochs,
             directory=args.out,
             tuner=args.tuner,
             overwrite=args.overwrite,
-            data_options=options,
+            data_options=dict(args.data_option),
             verbose=verbose,
         )
     except (ValueError, OSError, ImportError) as error:
@@ -399,9 +471,45 @@ def _tune(args, verbose):
     saved = {k: v for k, v in result.items() if k != "model"}
     saved["tuner"] = args.tuner
     path = os.path.join(args.out, "best.json")
-    with open(path, "w") as handle:
-        json.dump(saved, handle, indent=1)
+    store.write_json(path, saved)
     print(f"Saved to {path}")
+    return 0
+
+
+def _prepare(args, verbose):
+    from keras_dgl.datasets.prepare import prepare  # Imports TensorFlow.
+
+    try:
+        summary = prepare(
+            args.dataset,
+            args.data_dir,
+            args.out,
+            frame_size=args.frame_size,
+            train_frames=args.train_frames,
+            workers=args.workers,
+            on_error=args.on_error,
+            verbose=1 if verbose else 0,
+            **dict(args.data_option),
+        )
+    except (ValueError, OSError) as error:
+        return _fail(f"{PROG} prepare: error: {error}")
+    except TypeError as error:
+        # An unknown --data-option reaches the loader as a keyword argument.
+        return _fail(f"{PROG} prepare: error: bad --data-option: {error}")
+    except KeyboardInterrupt:
+        return _fail(
+            f"{PROG} prepare: interrupted; run the same command again to resume "
+            f"(finished shards in {os.path.abspath(args.out)} are kept)",
+            status=130,
+        )
+    counts = ", ".join(f"{split} {n}" for split, n in summary["counts"].items())
+    print(
+        f"Prepared {args.dataset} in {os.path.abspath(args.out)}: {counts} clips, "
+        f"{summary['shards']} shards, {summary['bytes'] / 1e6:.0f} MB; "
+        f"{summary['decoded']} decoded, {summary['reused']} reused from an "
+        f"earlier run, {len(summary['skipped'])} skipped; "
+        f"{summary['seconds']:.1f} s"
+    )
     return 0
 
 

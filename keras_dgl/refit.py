@@ -9,12 +9,14 @@ frozen encoders. Since the features are cached, an epoch of the refit costs
 a pass of the small fusion head only, not of the encoders.
 """
 
-import contextlib
 import time
 
 import keras
 import numpy as np
 from keras import ops
+
+from keras_dgl.utils.data_adapter import to_numpy
+from keras_dgl.utils.encoder_features import encoder_features
 
 # Examples per encoder call when the data is given as NumPy arrays.
 _FEATURE_CHUNK = 512
@@ -33,15 +35,18 @@ def refit_fusion(
     monitor="loss",
     reinitialize=False,
     verbose=0,
+    features_given=False,
 ):
     """Re-trains the fused path of a model's fusion layer on frozen encoders.
 
     Encoder features are computed once, with `training=False` (dropout off,
     batch normalization on its moving statistics, which are not updated),
-    for the training and validation data. Only the variables the fused
-    logits depend on (`model.fusion.fused_path_variables()`) are then trained
-    on those cached features with the model's compiled per-term loss (sparse
-    categorical cross-entropy on logits if the model is not compiled), using
+    for the training and validation data (or taken as given, with
+    `features_given`). Only the variables the fused logits depend on
+    (`model.fusion.fused_path_variables()`) are then trained on those cached
+    features with the model's compiled per-term loss (`model.term_loss`;
+    sparse categorical cross-entropy on logits if the model is not
+    compiled), using
     a new optimizer of the refit's own. The encoders' weights and statistics
     and the model's optimizer state are left exactly as they were; the
     fusion layer is updated in place. Separate unimodal heads
@@ -65,7 +70,8 @@ def refit_fusion(
             iterable of such `(features, labels)` batches, such as a
             `tf.data.Dataset` (e.g. `splits.train`). Passing an augmenting
             pipeline caches one augmented pass; `splits.numpy("train")`
-            gives the un-augmented data.
+            gives the un-augmented data. With `features_given`, a
+            `(features, labels)` pair of encoder features instead.
         validation_data: `None` or validation data in the same forms.
             Defaults to `None`.
         epochs: int. Most epochs of refit training. Defaults to `100`.
@@ -82,6 +88,11 @@ def refit_fusion(
             the current ones. The current weights stay candidate "epoch 0".
             Defaults to `False`.
         verbose: int. Verbosity of the refit's `fit`. Defaults to `0`.
+        features_given: bool. The data already holds each encoder's
+            inference-mode features (as `keras_dgl.utils.encoder_features`
+            returns them), so the encoders are not run: scoring code that
+            has encoded the splits once passes them here. Defaults to
+            `False`.
 
     Returns:
         A dict: `before` and `after` (each with `train_loss`,
@@ -128,9 +139,9 @@ def refit_fusion(
         )
 
     started = time.perf_counter()
-    train_x, train_y = _features(encoders, train_data)
+    train_x, train_y = _features(encoders, train_data, features_given)
     if validation_data is not None:
-        val_x, val_y = _features(encoders, validation_data)
+        val_x, val_y = _features(encoders, validation_data, features_given)
     else:
         val_x = val_y = None
     feature_seconds = time.perf_counter() - started
@@ -138,8 +149,9 @@ def refit_fusion(
         fusion({name: value[:1] for name, value in train_x.items()})
 
     head = _FusedHead(fusion, name="fusion_refit")
-    term_loss = getattr(model, "_term_loss", None)
-    if term_loss is None:
+    if getattr(model, "compiled", False) and hasattr(model, "term_loss"):
+        term_loss = model.term_loss
+    else:
         term_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     # Separate unimodal heads get no gradient from the fused loss; freezing
     # them keeps weight decay and the like off them, too.
@@ -263,61 +275,24 @@ class _KeepBest(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def _features(encoders, data):
+def _features(encoders, data, features_given):
     """Inference-mode encoder features and labels of all of `data`, as NumPy."""
-    names = sorted(encoders)
-    parts = {name: [] for name in names}
-    labels = []
-    with _no_grad():
-        for x, y in _batches(data, names):
-            for name in names:
-                value = encoders[name](x[name], training=False)
-                value = ops.convert_to_numpy(value)
-                parts[name].append(np.asarray(value, "float32"))
-            labels.append(np.asarray(ops.convert_to_numpy(y)))
-    if not labels:
-        raise ValueError("refit_fusion received empty data.")
-    return (
-        {name: np.concatenate(chunks) for name, chunks in parts.items()},
-        np.concatenate(labels),
-    )
-
-
-def _batches(data, names):
-    """Yields `(features, labels)` batches from arrays or an iterable of batches."""
-    is_arrays = isinstance(data, (tuple, list)) and len(data) == 2
-    if is_arrays and isinstance(data[0], dict):
-        x, y = data
-        x = {name: np.asarray(x[name]) for name in names}
-        y = np.asarray(y)
-        for start in range(0, len(y), _FEATURE_CHUNK):
-            stop = start + _FEATURE_CHUNK
-            yield {name: x[name][start:stop] for name in names}, y[start:stop]
-        return
-    if hasattr(data, "as_numpy_iterator"):  # tf.data: skip the eager tensors
-        data = data.as_numpy_iterator()
-    for batch in data:
-        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+    if features_given:
+        x, y = to_numpy(data)
+        missing = sorted(set(encoders) - set(x))
+        if missing:
             raise ValueError(
-                "refit_fusion expects `(features, labels)` batches (sample "
-                "weights are not supported)."
+                f"refit_fusion: the given features lack the modalities {missing}."
             )
-        x, y = batch
-        if not isinstance(x, dict):
-            raise TypeError(
-                "refit_fusion expects features as a dict keyed by modality. "
-                f"Received: {type(x).__name__}"
-            )
-        yield x, y
-
-
-def _no_grad():
-    # Eager torch calls would otherwise record an autograd graph per batch.
-    if keras.backend.backend() == "torch":
-        import torch
-
-        return torch.no_grad()
-    return contextlib.nullcontext()
+        x = {name: np.asarray(x[name], "float32") for name in encoders}
+    else:
+        try:
+            x, y = encoder_features(encoders, data, batch_size=_FEATURE_CHUNK)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"refit_fusion: {error}") from error
+    if not len(y):
+        raise ValueError("refit_fusion received empty data.")
+    return x, y
 
 
 def _reinitialize(fusion, features):

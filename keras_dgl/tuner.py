@@ -4,44 +4,27 @@
 loss weight `alpha`, the learning rate, the fusion layer and the training
 method) and builds one fresh, compiled and built model per trial, so any
 KerasTuner tuner (`RandomSearch`, `Hyperband`, `BayesianOptimization`) can
-search it on TensorFlow, JAX and PyTorch. `run_tune` runs a small search on
-a built-in data set; it is the logic behind `keras-dgl tune`.
+search it on TensorFlow, JAX and PyTorch. `keras_dgl.experiments.run_tune`
+runs a small search on a built-in data set (the logic behind
+`keras-dgl tune`).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-import os
-import time
 import weakref
 
 import keras
 import keras_tuner
 
-from keras_dgl.layers import AttentionFusion
-from keras_dgl.layers import ConcatFusion
-from keras_dgl.layers import FiLMFusion
-from keras_dgl.layers import GatedFusion
-from keras_dgl.layers import SumFusion
+from keras_dgl import registry
 from keras_dgl.models.dgl_model import METHODS
 from keras_dgl.models.dgl_model import DGLModel
+from keras_dgl.optimizers import make_optimizer
 
-FUSIONS = {
-    "sum": SumFusion,
-    "concat": ConcatFusion,
-    "gated": GatedFusion,
-    "film": FiLMFusion,
-    "attention": AttentionFusion,
-}
+# The methods searched when `method` is not given.
 DEFAULT_METHODS = ("dgl", "joint", "joint_aux")
-# Methods whose objective weighs the unimodal losses with `alpha`; for the
-# others (joint-like ones with shared unimodal heads) alpha changes nothing,
-# so it is searched only while one of these is selected.
-ALPHA_METHODS = ("dgl", "joint_aux", "gblend")
-OPTIMIZERS = ("sgd", "adam")
-TUNERS = ("random", "hyperband", "bayesian")
-TUNE_DATASETS = ("smartwatch", "synthetic")
 # Default learning-rate ranges per optimizer (log-uniform).
 _LEARNING_RATE_RANGES = {"sgd": (1e-3, 1e-1), "adam": (1e-4, 1e-2)}
 _ALPHA_RANGE = (0.5, 8.0)
@@ -165,9 +148,9 @@ class DGLHyperModel(keras_tuner.HyperModel):
             raise TypeError(f"`num_classes` must be an int. Received: {num_classes!r}")
         if num_classes < 2:
             raise ValueError(f"`num_classes` must be >= 2. Received: {num_classes}")
-        if not (callable(optimizer) or optimizer in OPTIMIZERS):
+        if not (callable(optimizer) or optimizer in registry.OPTIMIZERS):
             raise ValueError(
-                f"`optimizer` must be one of {OPTIMIZERS} or a callable "
+                f"`optimizer` must be one of {tuple(registry.OPTIMIZERS)} or a callable "
                 f"learning_rate -> optimizer. Received: {optimizer!r}"
             )
         self.encoder_builder = encoder_builder
@@ -181,16 +164,16 @@ class DGLHyperModel(keras_tuner.HyperModel):
         self.learning_rate = _check_override(
             "learning_rate", learning_rate, _positive_number
         )
-        self.fusion = _check_override("fusion", fusion, _one_of(tuple(FUSIONS)))
+        self.fusion = _check_override("fusion", fusion, _one_of(tuple(registry.FUSIONS)))
         self.method = _check_override("method", method, _one_of(METHODS))
         self.optimizer = optimizer
         self.metrics = list(metrics)
         self.fusion_kwargs = dict(fusion_kwargs or {})
-        unknown = sorted(set(self.fusion_kwargs) - set(FUSIONS))
+        unknown = sorted(set(self.fusion_kwargs) - set(registry.FUSIONS))
         if unknown:
             raise ValueError(
                 f"`fusion_kwargs` names unknown fusion types {unknown}; "
-                f"expected names among {tuple(FUSIONS)}."
+                f"expected names among {tuple(registry.FUSIONS)}."
             )
         self.compile_kwargs = dict(compile_kwargs or {})
         clashes = sorted({"optimizer", "metrics", "loss_weights"} & set(self.compile_kwargs))
@@ -214,9 +197,9 @@ class DGLHyperModel(keras_tuner.HyperModel):
         """
         method = _register(hp, "method", self.method, DEFAULT_METHODS)
         # Only methods that weigh the unimodal losses make alpha active.
-        with hp.conditional_scope("method", list(ALPHA_METHODS)):
+        with hp.conditional_scope("method", list(registry.alpha_methods())):
             alpha = _register(hp, "alpha", self.alpha, _ALPHA_RANGE)
-        fusion_name = _register(hp, "fusion", self.fusion, tuple(FUSIONS))
+        fusion_name = _register(hp, "fusion", self.fusion, tuple(registry.FUSIONS))
         default_range = _LEARNING_RATE_RANGES.get(
             self.optimizer if isinstance(self.optimizer, str) else "adam"
         )
@@ -225,7 +208,7 @@ class DGLHyperModel(keras_tuner.HyperModel):
         )
 
         encoders = self._new_encoders(hp)
-        fusion = FUSIONS[fusion_name](
+        fusion = registry.fusion_class(fusion_name)(
             num_classes=self.num_classes, **self.fusion_kwargs.get(fusion_name, {})
         )
         model = DGLModel(
@@ -276,9 +259,7 @@ class DGLHyperModel(keras_tuner.HyperModel):
     def _make_optimizer(self, learning_rate):
         if callable(self.optimizer):
             return self.optimizer(learning_rate)
-        if self.optimizer == "sgd":
-            return keras.optimizers.SGD(learning_rate, momentum=0.9)
-        return keras.optimizers.Adam(learning_rate)
+        return make_optimizer(self.optimizer, learning_rate)
 
 
 def _fresh_metric(metric):
@@ -335,189 +316,3 @@ def _one_of(allowed):
         return value
 
     return check
-
-
-# The built-in search -----------------------------------------------------------
-
-# Fusion widths for the small built-in data sets (the library defaults, made
-# for 512-d ResNet features, are several times slower here for no gain).
-_SMALL_FUSION_KWARGS = {
-    "gated": {"hidden_dim": 64},
-    "film": {"hidden_dim": 64},
-    "attention": {"embed_dim": 64, "num_heads": 4},
-}
-
-
-def run_tune(
-    dataset="smartwatch",
-    max_trials=6,
-    epochs=6,
-    directory="dgl-tune",
-    tuner="random",
-    fusion=None,
-    method=None,
-    alpha=None,
-    learning_rate=None,
-    optimizer="sgd",
-    batch_size=None,
-    seed=0,
-    overwrite=False,
-    data_options=None,
-    verbose=0,
-    log=print,
-):
-    """Searches DGL hyperparameters on a built-in data set and scores the best.
-
-    Trials are compared on `val_accuracy` (the validation split); the test
-    split is used once, to score the best model. The smartwatch data uses
-    `keras_dgl.encoders.Conv1DEncoder` encoders (filters 16, 32, 64) and
-    validation / test subjects chosen by `seed`; the synthetic data uses
-    `MLPEncoder`s. With the defaults (6 trials of 6 epochs) the smartwatch
-    search takes a few minutes on two CPU cores. Works on any backend.
-
-    Args:
-        dataset: str. `"smartwatch"` (default) or `"synthetic"`.
-        max_trials: int. Trials of `"random"` and `"bayesian"`; for
-            `"hyperband"` it is ignored (Hyperband's budget follows from
-            `epochs`). Defaults to `6`.
-        epochs: int. Epochs per trial (Hyperband's `max_epochs`). Defaults
-            to `6`.
-        directory: str. Folder of the tuner's state; running again with the
-            same folder resumes the search unless `overwrite`. Defaults to
-            `"dgl-tune"`.
-        tuner: str. `"random"` (default), `"hyperband"` or `"bayesian"`.
-        fusion, method, alpha, learning_rate: overrides of the search
-            space, as in `DGLHyperModel` (`None`: default space; a value:
-            fixed; a list: choices).
-        optimizer: `"sgd"` (default, momentum 0.9) or `"adam"`. With Adam,
-            alpha does not change DGL.
-        batch_size: int or `None` (the loader's default: 32 for
-            smartwatch, 64 for synthetic).
-        seed: int. Seeds the data split, the initialisation and the tuner.
-            Defaults to `0`.
-        overwrite: bool. Start the search afresh in `directory`. Defaults to
-            `False`.
-        data_options: dict or `None`. Extra arguments of the data loader.
-        verbose: int. Keras `fit` verbosity during trials. Defaults to `0`.
-        log: callable taking one string, for the report. Defaults to
-            `print`.
-
-    Returns:
-        A dict: `best_hyperparameters` (the active values), `val_accuracy`
-        (the best trial's score), `test_accuracy` (of the best model),
-        `trials` (count), `seconds`, `backend` and `model` (the best model).
-
-    Example:
-
-    ```python
-    result = keras_dgl.tuner.run_tune("smartwatch", max_trials=4, epochs=4,
-                                      directory="/tmp/dgl-tune")
-    result["best_hyperparameters"]  # {"method": "dgl", "alpha": 2.7, ...}
-    ```
-    """
-    from keras_dgl import datasets
-    from keras_dgl import encoders as dgl_encoders
-
-    if dataset not in TUNE_DATASETS:
-        raise ValueError(f"Unknown `dataset` {dataset!r}. Expected one of {TUNE_DATASETS}.")
-    if tuner not in TUNERS:
-        raise ValueError(f"Unknown `tuner` {tuner!r}. Expected one of {TUNERS}.")
-    for name, value in (("max_trials", max_trials), ("epochs", epochs)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be a positive int. Received: {value!r}")
-    start = time.perf_counter()
-    options = dict(data_options or {})
-    if batch_size is not None:
-        options["batch_size"] = batch_size
-    if dataset == "smartwatch":
-        # Training windows overlapping by half (a 2 s step) halve an epoch's
-        # cost at the same accuracy.
-        options.setdefault("overlap", 0.5)
-        splits = datasets.smartwatch(split_seed=seed, **options)
-
-        def encoder_builder(hp):
-            return {
-                name: dgl_encoders.Conv1DEncoder(filters=(16, 32, 64), kernel_size=5)
-                for name in splits.input_shapes
-            }
-
-    else:
-        splits = datasets.synthetic(seed=seed, **options)
-
-        def encoder_builder(hp):
-            return {
-                name: dgl_encoders.MLPEncoder(hidden_units=(64, 32))
-                for name in splits.input_shapes
-            }
-
-    keras.utils.set_random_seed(seed)
-    hypermodel = DGLHyperModel(
-        encoder_builder,
-        num_classes=splits.num_classes,
-        input_shapes=splits.input_shapes,
-        alpha=alpha,
-        learning_rate=learning_rate,
-        fusion=fusion,
-        method=method,
-        optimizer=optimizer,
-        fusion_kwargs=_SMALL_FUSION_KWARGS,
-    )
-    common = dict(
-        objective="val_accuracy",
-        seed=seed,
-        directory=directory,
-        project_name=f"{dataset}-{keras.backend.backend()}",
-        overwrite=overwrite,
-    )
-    if tuner == "random":
-        search = keras_tuner.RandomSearch(hypermodel, max_trials=max_trials, **common)
-    elif tuner == "bayesian":
-        search = keras_tuner.BayesianOptimization(
-            hypermodel, max_trials=max_trials, **common
-        )
-    else:
-        search = keras_tuner.Hyperband(
-            hypermodel, max_epochs=epochs, factor=3, hyperband_iterations=1, **common
-        )
-    log(
-        f"Searching {tuner} on {dataset} ({keras.backend.backend()} backend): "
-        + (f"{max_trials} trials x {epochs} epochs" if tuner != "hyperband"
-           else f"Hyperband, max {epochs} epochs")
-        + f"; state in {os.path.abspath(directory)}"
-    )
-    search.search(
-        splits.train,
-        validation_data=splits.validation,
-        epochs=epochs,
-        shuffle=False,  # The training pipeline shuffles; silences Keras' warning.
-        verbose=verbose,
-    )
-    best_hp = search.get_best_hyperparameters(1)[0]
-    best_trial = search.oracle.get_best_trials(1)[0]
-    model = search.get_best_models(1)[0]
-    test_logs = model.evaluate(splits.test, verbose=0, return_dict=True)
-    seconds = time.perf_counter() - start
-    result = {
-        "best_hyperparameters": dict(best_hp.values),
-        "val_accuracy": float(best_trial.score),
-        "test_accuracy": float(test_logs["accuracy"]),
-        "test_modality_accuracy": {
-            name: float(test_logs[f"{name}_accuracy"]) for name in model.modality_names
-        },
-        "trials": len(search.oracle.trials),
-        "seconds": seconds,
-        "backend": keras.backend.backend(),
-        "model": model,
-    }
-    log(f"Best hyperparameters ({result['trials']} trials, chosen on validation):")
-    for name, value in result["best_hyperparameters"].items():
-        shown = f"{value:.4g}" if isinstance(value, float) else value
-        log(f"  {name}: {shown}")
-    log(f"Best validation accuracy: {result['val_accuracy']:.4f}")
-    modality = ", ".join(
-        f"{name} {acc:.4f}" for name, acc in result["test_modality_accuracy"].items()
-    )
-    log(f"Test accuracy of the best model: {result['test_accuracy']:.4f} "
-        f"(unimodal heads: {modality})")
-    log(f"Done in {seconds:.0f} s.")
-    return result

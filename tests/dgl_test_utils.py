@@ -4,14 +4,9 @@ import keras
 import numpy as np
 
 import keras_dgl
+from keras_dgl import registry
 
-FUSION_CLASSES = {
-    "sum": keras_dgl.layers.SumFusion,
-    "concat": keras_dgl.layers.ConcatFusion,
-    "gated": keras_dgl.layers.GatedFusion,
-    "film": keras_dgl.layers.FiLMFusion,
-    "attention": keras_dgl.layers.AttentionFusion,
-}
+FUSION_CLASSES = {name: registry.fusion_class(name) for name in registry.FUSIONS}
 # Small widths keep the suite fast on two CPU cores.
 FUSION_KWARGS = {
     "gated": {"hidden_dim": 8},

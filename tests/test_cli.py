@@ -1,9 +1,10 @@
-"""Tests of the `keras-dgl` command (keras_dgl.cli) and keras_dgl.experiment.
+"""Tests of the `keras-dgl` command (keras_dgl.cli) and keras_dgl.experiments.
 
 Tiny settings keep the file at about two minutes on two CPU cores, on
 each backend; the backend is whatever KERAS_BACKEND selects. The fusion
-refit is cut to a few epochs: its length is chosen on validation data, and
-what is tested is where its results go, not how far it gets.
+refit is cut to a few epochs (`--refit-epochs`): its length is chosen on
+validation data, and what is tested is where its results go, not how far
+it gets.
 """
 
 import contextlib
@@ -19,13 +20,19 @@ import keras
 import pytest
 
 from keras_dgl import cli
-from keras_dgl import experiment
+from keras_dgl import registry
+from keras_dgl.experiments import factories
+from keras_dgl.experiments import runner
+from keras_dgl.experiments.config import ExperimentConfig
+from keras_dgl.experiments.config import Run
+from keras_dgl.utils import accuracy
 
 BACKEND = keras.backend.backend()
 REFIT_EPOCHS = 3
 # A small synthetic task: runs take a second or two each.
 TINY_SYNTHETIC = [
     "--dataset", "synthetic",
+    "--refit-epochs", str(REFIT_EPOCHS),
     "--batch-size", "64",
     "--learning-rate", "0.01",
     "--data-option", "num_train=512",
@@ -42,11 +49,6 @@ def _main(argv):
     return status, out.getvalue(), err.getvalue()
 
 
-@pytest.fixture(autouse=True)
-def _short_refit(monkeypatch):
-    monkeypatch.setattr(experiment, "_REFIT_EPOCHS", REFIT_EPOCHS)
-
-
 @pytest.fixture(scope="module")
 def synthetic_run(tmp_path_factory):
     """One default-methods experiment on two splits, shared by several tests."""
@@ -54,9 +56,7 @@ def synthetic_run(tmp_path_factory):
     argv = ["train", *TINY_SYNTHETIC, "--epochs", "2", "--seeds", "2",
             "--out", str(out)]
     keras.utils.clear_session()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(experiment, "_REFIT_EPOCHS", REFIT_EPOCHS)
-        status, stdout, stderr = _main(argv)
+    status, stdout, stderr = _main(argv)
     assert status == 0, stderr
     return out, argv, stdout
 
@@ -190,17 +190,18 @@ def test_refit_rows_leave_the_plain_rows_unchanged(synthetic_run):
         assert results["summary"][f"{method} + refit"]["fused"]["values"] == refit
         assert results["refit_gain"][method]["per_seed"] == pytest.approx(
             [b - a for a, b in zip(plain, refit)])
-    # The plain row is the saved best epoch's model, scored before the refit.
-    config = experiment.ExperimentConfig(**{
-        k: v for k, v in results["config"].items()
-    }).resolved()
-    splits = experiment.load_splits(config, 1)
-    run = experiment._Run("dgl", 1)
+    # The plain row is the saved best epoch's model, scored before the refit:
+    # its own predictions on the test split, computed here without the
+    # experiment's cached features, give the same accuracies.
+    config = ExperimentConfig(**results["config"]).resolved()
+    splits = factories.load_splits(config, 1)
     keras.utils.clear_session()
-    model, _ = experiment.build_model(config, run, splits)
+    model, _ = factories.build_model(config, Run("dgl", 1), splits)
     model.load_weights(str(out / "runs" / "dgl-seed1" / "best.weights.h5"))
-    scored = experiment._test_accuracy(model, run, splits)
-    assert scored == pytest.approx(runs["dgl-seed1"]["test_accuracy"])
+    labels = splits.numpy("test")[1]
+    predictions = model.predict_modalities(splits.test, verbose=0)
+    scored = {name: accuracy(logits, labels) for name, logits in predictions.items()}
+    assert scored == pytest.approx(runs["dgl-seed1"]["test_accuracy"], abs=1e-9)
 
 
 def test_plots_and_tensorboard_logs_are_written(synthetic_run):
@@ -230,12 +231,14 @@ def test_folder_from_before_new_settings_resumes(synthetic_run):
     out, argv, _ = synthetic_run
     path = out / "experiment.json"
     saved = json.loads(path.read_text())
-    old = {k: v for k, v in saved.items() if k not in ("ogm_alpha", "refit")}
+    old = {k: v for k, v in saved.items()
+           if k not in ("ogm_alpha", "refit", "refit_epochs", "recipe")}
     path.write_text(json.dumps(old))
-    status, stdout, stderr = _main(argv)
+    # Folders of that time had the default refit length.
+    status, stdout, stderr = _main([*argv, "--refit-epochs", "20"])
     assert status == 0, stderr
     assert stdout.count("already done, skipped") == 8
-    assert json.loads(path.read_text()) == saved
+    assert json.loads(path.read_text()) == {**saved, "refit_epochs": 20}
     # A non-default value of a new setting is a different experiment.
     path.write_text(json.dumps(old))
     status, _, stderr = _main([*argv, "--ogm-alpha", "0.5"])
@@ -273,7 +276,7 @@ class _EpochLog(keras.callbacks.Callback):
 
 
 def test_interrupted_experiment_resumes_from_last_epoch(tmp_path):
-    config = experiment.ExperimentConfig(
+    config = ExperimentConfig(
         dataset="synthetic",
         data_options={"num_train": 256, "num_validation": 128, "num_test": 128},
         methods=("joint",),
@@ -282,11 +285,12 @@ def test_interrupted_experiment_resumes_from_last_epoch(tmp_path):
         seeds=1,
         probe=False,
         out=str(tmp_path),
+        refit_epochs=REFIT_EPOCHS,
     )
     # The run is "killed" after its first epoch.
     interrupt = {"joint-seed0": [_InterruptAfter(0)]}
     with pytest.raises(KeyboardInterrupt):
-        experiment.run_experiment(
+        runner.run_experiment(
             config, verbose=0, callbacks=lambda run: interrupt.get(run, []),
             log=lambda line: None,
         )
@@ -298,7 +302,7 @@ def test_interrupted_experiment_resumes_from_last_epoch(tmp_path):
 
     seen = {}
     messages = []
-    results = experiment.run_experiment(
+    results = runner.run_experiment(
         config, verbose=0,
         callbacks=lambda run: [_EpochLog(seen.setdefault(run, []))],
         log=messages.append,
@@ -324,7 +328,7 @@ def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(experiment, "run_experiment", interrupted)
+    monkeypatch.setattr(runner, "run_experiment", interrupted)
     status, _, stderr = _main(["train", *TINY_SYNTHETIC, "--out", str(tmp_path)])
     assert status == 130
     assert "run the same command again to resume" in stderr
@@ -345,6 +349,13 @@ def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path, monkeypatch):
         (["train", "--no-such-option"], "unrecognized arguments"),
         (["train", "--methods", "dgl,ogm_gee"], "ogm_gee"),
         (["train", "--ogm-alpha", "-0.1"], "--ogm-alpha"),
+        (["train", "--alpha", "inf"], "argument --alpha: expected a finite number >= 0"),
+        (["train", "--alpha", "nan"], "argument --alpha: expected a finite number >= 0"),
+        (["train", "--learning-rate", "inf"],
+         "argument --learning-rate: expected a finite number > 0"),
+        (["train", "--learning-rate", "0"], "--learning-rate"),
+        (["train", "--ogm-alpha", "nan"], "--ogm-alpha"),
+        (["train", "--refit-epochs", "0"], "--refit-epochs"),
         (["tune", "--tuner", "grid"], "--tuner: invalid choice"),
         (["tune", "--dataset", "crema-d"], "--dataset: invalid choice"),
         (["tune", "--max-trials", "0"], "--max-trials"),
@@ -369,14 +380,36 @@ def test_bad_options_exit_2_with_one_line(argv, complaint):
         (["--data-dir", "{missing}"], "data folder not found"),
         (["--dataset", "ave"], "needs --data-dir"),
         (["--dataset", "crema-d", "--data-dir", "{empty}"], "cannot load crema-d"),
-        (["--dataset", "synthetic", "--data-option", "colour=1"], "bad data option"),
+        (["--dataset", "synthetic", "--data-option", "colour=1"],
+         "bad data option for synthetic: unknown option 'colour'"),
+        (["--dataset", "synthetic", "--data-option", "num_train=many"],
+         "bad data option for synthetic: num_train must be an integer; got 'many'"),
+        (["--data-option", "overlap=half"],
+         "bad data option for smartwatch: overlap must be a finite number; got 'half'"),
+        (["--data-option", "cache=1"],
+         "bad data option for smartwatch: cache must be True or False; got 1"),
+        (["--dataset", "synthetic", "--data-option", "seed=3"],
+         "bad data option for synthetic: seed is set by --seeds"),
+        (["--dataset", "synthetic", "--data-option", "num_validation=0"],
+         "the synthetic data has no validation split"),
+        (["--dataset", "synthetic", "--out", "{file}"], "is a file, not a folder"),
+        (["--dataset", "synthetic", "--out", "{file}/sub"],
+         "cannot write to the output folder"),
+        (["--dataset", "synthetic", "--out", "{corrupt}"],
+         "experiment.json is corrupt"),
     ],
 )
 def test_data_errors_exit_2_with_one_line(tmp_path, argv, complaint):
     (tmp_path / "empty").mkdir()
-    argv = [a.format(missing=tmp_path / "missing", empty=tmp_path / "empty")
-            for a in argv]
-    status, _, stderr = _main(["train", *argv, "-q", "--out", str(tmp_path / "out")])
+    (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "experiment.json").write_text('{"dataset": "synth')
+    names = {"missing": tmp_path / "missing", "empty": tmp_path / "empty",
+             "file": tmp_path / "file", "corrupt": tmp_path / "corrupt"}
+    argv = [a.format(**names) for a in argv]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "out")]
+    status, _, stderr = _main(["train", *argv, "-q"])
     assert status == 2
     assert stderr.count("\n") == 1, stderr
     assert complaint in stderr
@@ -455,7 +488,7 @@ def test_baseline_methods_run_and_are_tabulated(tmp_path):
 
 
 def test_backend_other_than_the_loaded_one_is_refused(tmp_path):
-    other = next(b for b in cli.BACKENDS if b != BACKEND)
+    other = next(b for b in registry.BACKENDS if b != BACKEND)
     status, _, stderr = _main(["train", "--backend", other, "--out", str(tmp_path)])
     assert status == 2
     assert stderr.count("\n") == 1

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from av_test_utils import jpeg_segment, make_tree, tone, write_jpeg, write_wav
 from keras_dgl.datasets import audio_visual, ave, crema_d, kinetics_sounds
 from keras_dgl.datasets.ave import AVE_CLASSES
 from keras_dgl.datasets.crema_d import CREMA_D_CLASSES
@@ -18,58 +19,6 @@ GENERIC = dict(name="custom", sample_rate=8000, clip_seconds=1.0, n_fft=128,
                hop_length=64, frames=2, validation_fraction=0.0, **SMALL)
 MEAN_ = np.array([0.485, 0.456, 0.406])
 STD_ = np.array([0.229, 0.224, 0.225])
-
-
-def _write_wav(path, samples, rate, channels=1, sample_width=2):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(channels)
-        handle.setsampwidth(sample_width)
-        handle.setframerate(rate)
-        handle.writeframes(samples.tobytes())
-
-
-def _tone(rate, seconds, frequency, channels=1):
-    t = np.arange(int(rate * seconds)) / rate
-    mono = 0.25 * np.sin(2 * np.pi * frequency * t)
-    data = np.repeat(mono[:, None], channels, axis=1)
-    return (data * 32767).astype("<i2")
-
-
-def _write_jpeg(path, seed, height=40, width=52, fill=None):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    pixels = np.random.default_rng(seed).integers(
-        0, 256, (height, width, 3), dtype=np.uint8)
-    if fill is not None:
-        pixels[:] = fill
-    with open(path, "wb") as handle:
-        handle.write(tf.io.encode_jpeg(pixels).numpy())
-
-
-def make_tree(root, classes, clips_per_class=4, test_every=4, rate=16000,
-              seconds=0.8, frames=2, header=True, quote=False):
-    """root/{train,test}.csv, root/audio/<clip>.wav, root/visual/<clip>/*.jpg"""
-    rows = {"train": [], "test": []}
-    index = 0
-    for label in classes:
-        for _ in range(clips_per_class):
-            clip = f"clip{index:03d}"
-            _write_wav(os.path.join(root, "audio", clip + ".wav"),
-                       _tone(rate, seconds, 200 + 40 * index), rate)
-            for frame in range(frames):
-                _write_jpeg(os.path.join(root, "visual", clip,
-                                         f"{frame + 1}.jpg"), index * 10 + frame)
-            split = "test" if index % test_every == test_every - 1 else "train"
-            rows[split].append((clip, label))
-            index += 1
-    for split, split_rows in rows.items():
-        with open(os.path.join(root, f"{split}.csv"), "w", newline="") as h:
-            writer = csv.writer(
-                h, quoting=csv.QUOTE_ALL if quote else csv.QUOTE_MINIMAL)
-            if header:
-                writer.writerow(["clip", "label"])
-            writer.writerows(split_rows)
-    return rows
 
 
 def _append_row(root, split, clip, label):
@@ -163,9 +112,9 @@ def test_resampling_moves_a_tone_to_the_right_bin(tmp_path):
     """16 kHz file -> 22,050 Hz: a 1 kHz tone stays at 1 kHz."""
     root = str(tmp_path / "rs")
     os.makedirs(root)
-    _write_wav(os.path.join(root, "audio", "a.wav"), _tone(16000, 1.0, 1000),
+    write_wav(os.path.join(root, "audio", "a.wav"), tone(16000, 1.0, 1000),
                16000)
-    _write_jpeg(os.path.join(root, "visual", "a", "1.jpg"), 0)
+    write_jpeg(os.path.join(root, "visual", "a", "1.jpg"), 0)
     with open(os.path.join(root, "list.csv"), "w") as handle:
         handle.write("a,NEU\n")
     splits = crema_d(root, train_csv="list.csv", test_csv="list.csv",
@@ -180,11 +129,11 @@ def test_resampling_moves_a_tone_to_the_right_bin(tmp_path):
 def test_stereo_and_headerless_csv_and_extension(tmp_path):
     root = str(tmp_path / "st")
     os.makedirs(root)
-    _write_wav(os.path.join(root, "audio", "sub", "b.wav"),
-               _tone(22050, 0.5, 440, channels=2), 22050, channels=2)
-    _write_jpeg(os.path.join(root, "visual", "sub", "b", "frame_10.jpg"), 1,
+    write_wav(os.path.join(root, "audio", "sub", "b.wav"),
+               tone(22050, 0.5, 440, channels=2), 22050, channels=2)
+    write_jpeg(os.path.join(root, "visual", "sub", "b", "frame_10.jpg"), 1,
                 fill=220)
-    _write_jpeg(os.path.join(root, "visual", "sub", "b", "frame_9.jpg"), 2,
+    write_jpeg(os.path.join(root, "visual", "sub", "b", "frame_9.jpg"), 2,
                 fill=30)
     with open(os.path.join(root, "l.csv"), "w") as handle:
         handle.write("sub/b.flv,HAP\n")
@@ -315,7 +264,7 @@ def test_truncated_wav_is_named(tmp_path):
 def test_non_pcm16_wav_is_named(tmp_path):
     root, rows = _fresh_crema(tmp_path)
     clip = rows["test"][0][0]
-    _write_wav(os.path.join(root, "audio", clip + ".wav"),
+    write_wav(os.path.join(root, "audio", clip + ".wav"),
                np.zeros(800, np.uint8), 8000, sample_width=1)
     with pytest.raises(ValueError, match=rf"16-bit PCM.*{clip}\.wav"):
         crema_d(root, **SMALL)
@@ -328,22 +277,75 @@ def test_garbage_and_truncated_jpeg_are_named(tmp_path):
     open(bad, "wb").write(b"this is not a jpeg" * 20)
     with pytest.raises(ValueError, match=rf"Corrupt JPEG.*{clip}.2\.jpg"):
         crema_d(root, **SMALL)
-    _write_jpeg(bad, 3)
+    write_jpeg(bad, 3)
     _truncate(bad)
     with pytest.raises(ValueError, match=rf"Truncated JPEG.*{clip}.2\.jpg"):
         crema_d(root, **SMALL)
 
 
-def test_decode_validation_catches_damage_inside_a_jpeg(tmp_path):
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        ("markers", "no scan"),
+        ("frame_height", "bad frame header"),
+        ("huffman", "bad Huffman table"),
+        ("scan_component", "bad scan header"),
+    ],
+)
+def test_damage_inside_a_jpeg_header_is_named(tmp_path, damage, reason):
+    """Damage between SOI and the scan makes TensorFlow's decoder fail
+    (an anonymous traceback inside fit); the default check names it."""
     root, rows = _fresh_crema(tmp_path)
     clip = rows["test"][1][0]
     path = os.path.join(root, "visual", clip, "1.jpg")
     data = bytearray(open(path, "rb").read())
-    # Keep SOI and EOI, wreck the markers in between.
-    data[2:len(data) - 2] = b"\xff\x01" * ((len(data) - 4) // 2) + (
-        b"\x00" if len(data) % 2 else b"")
+    if damage == "markers":  # keep SOI and EOI, wreck everything between
+        data[2:len(data) - 2] = b"\xff\x01" * ((len(data) - 4) // 2) + (
+            b"\x00" if len(data) % 2 else b"")
+    elif damage == "frame_height":
+        sof = jpeg_segment(data, 0xC0)
+        data[sof + 5:sof + 7] = b"\x00\x00"
+    elif damage == "huffman":
+        dht = jpeg_segment(data, 0xC4)
+        data[dht + 5:dht + 21] = b"\xff" * 16
+    else:
+        sos = jpeg_segment(data, 0xDA)
+        data[sos + 5] = 0x77
     open(path, "wb").write(bytes(data))
-    crema_d(root, **SMALL)  # the cheap header check passes
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        tf.io.decode_jpeg(bytes(data))
+    with pytest.raises(ValueError, match=rf"{reason}.*{clip}.1\.jpg.*line"):
+        crema_d(root, **SMALL)
+
+
+def test_in_graph_guard_names_a_jpeg_damaged_after_the_check(tmp_path):
+    root, rows = _fresh_crema(tmp_path)
+    splits = crema_d(root, validation_fraction=0.0, **SMALL)
+    clip = rows["test"][0][0]
+    # The evaluation transform takes the middle one of two frames.
+    path = os.path.join(root, "visual", clip, "2.jpg")
+    data = bytearray(open(path, "rb").read())
+    sof = jpeg_segment(data, 0xC0)
+    data[sof + 5:sof + 7] = b"\x00\x00"
+    open(path, "wb").write(bytes(data))
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=rf"corrupt or truncated JPEG.*{clip}.2\.jpg"):
+        list(splits.test)
+
+
+def test_decode_validation_catches_damage_the_header_check_cannot_see(
+        tmp_path):
+    """A second frame header inside the compressed data: the segments up to
+    the scan are sound, the decoder still fails."""
+    root, rows = _fresh_crema(tmp_path)
+    clip = rows["test"][1][0]
+    path = os.path.join(root, "visual", clip, "1.jpg")
+    data = bytearray(open(path, "rb").read())
+    sos = jpeg_segment(data, 0xDA)
+    scan = sos + 2 + int.from_bytes(data[sos + 2:sos + 4], "big")
+    data[scan + 20:scan + 22] = b"\xff\xc0"
+    open(path, "wb").write(bytes(data))
+    crema_d(root, **SMALL)  # the header check passes
     with pytest.raises(ValueError, match=rf"Undecodable JPEG.*{clip}.1\.jpg"):
         crema_d(root, validate="decode", **SMALL)
 

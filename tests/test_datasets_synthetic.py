@@ -118,6 +118,10 @@ def test_class_ratio_gives_imbalanced_priors():
         (dict(num_classes=1), "num_classes"),
         (dict(num_train=0), "num_train"),
         (dict(class_ratio=0.5), "class_ratio"),
+        (dict(task="ranking"), "task must be one of"),
+        (dict(task="multilabel", num_classes=0), "num_classes"),
+        (dict(task="regression", num_targets=0), "num_targets"),
+        (dict(task="regression", class_ratio=2.0), "classification only"),
     ],
 )
 def test_bad_arguments(kwargs, message):
@@ -153,3 +157,62 @@ def test_feeds_keras_fit_on_current_backend():
     assert np.isfinite(history.history["loss"][0])
     predictions = model.predict(splits.test, verbose=0)
     assert predictions.shape == (32, 3)
+
+
+def test_multilabel_task_has_independent_0_1_labels():
+    splits = synthetic(task="multilabel", num_classes=5, num_train=3000,
+                       num_validation=100, num_test=1000, batch_size=50)
+    assert splits.task == "multilabel" and splits.num_classes == 5
+    assert splits.class_names == [f"label_{k}" for k in range(5)]
+    x, y = splits.numpy("train")
+    assert y.shape == (3000, 5) and y.dtype == np.float32
+    assert set(np.unique(y)) == {0.0, 1.0}
+    np.testing.assert_allclose(y.mean(axis=0), 0.3, atol=0.04)
+    assert splits.info["label_counts"]["train"] == y.sum(axis=0).astype(int).tolist()
+    _, batch = next(iter(splits.test))
+    assert tuple(batch.shape) == (50, 5)
+    # Each label shifts the strong modality along its own direction: a
+    # least-squares decoder recovers the labels far better from it.
+    test_x, test_y = splits.numpy("test")
+    scores = {}
+    for name in ("strong", "weak"):
+        weights, *_ = np.linalg.lstsq(
+            np.c_[x[name], np.ones(len(y))], y, rcond=None
+        )
+        decoded = np.c_[test_x[name], np.ones(len(test_y))] @ weights > 0.5
+        scores[name] = np.mean(decoded == (test_y > 0.5))
+    assert scores["strong"] > 0.9 and scores["strong"] > scores["weak"] + 0.05
+
+
+def test_regression_task_targets_follow_the_shared_factors():
+    splits = synthetic(task="regression", num_targets=3, num_train=3000,
+                       num_validation=0, num_test=1000)
+    assert splits.task == "regression" and splits.num_classes == 3
+    x, y = splits.numpy("train")
+    assert y.shape == (3000, 3) and y.dtype == np.float32
+    np.testing.assert_allclose(y.std(axis=0), 1.0, atol=0.1)
+    np.testing.assert_allclose(splits.info["target_std"]["train"], y.std(axis=0),
+                               rtol=1e-5)
+    test_x, test_y = splits.numpy("test")
+    r2 = {}
+    for name in ("strong", "weak"):
+        weights, *_ = np.linalg.lstsq(np.c_[x[name], np.ones(len(y))], y, rcond=None)
+        residual = test_y - np.c_[test_x[name], np.ones(len(test_y))] @ weights
+        r2[name] = 1 - residual.var(axis=0).mean() / test_y.var(axis=0).mean()
+    assert r2["strong"] > 0.85 and r2["strong"] > r2["weak"] + 0.1
+    assert r2["weak"] > 0.2
+
+
+def test_tasks_keep_the_classification_data_and_are_deterministic():
+    # The default task is unchanged by the task option's existence.
+    plain = synthetic(num_train=50, num_validation=10, num_test=10, seed=2)
+    explicit = synthetic(task="classification", num_train=50, num_validation=10,
+                         num_test=10, seed=2)
+    np.testing.assert_array_equal(plain.numpy("train")[1], explicit.numpy("train")[1])
+    assert plain.task == "classification"
+    for task in ("multilabel", "regression"):
+        a = synthetic(task=task, num_train=50, num_validation=10, num_test=10, seed=3)
+        b = synthetic(task=task, num_train=50, num_validation=10, num_test=10, seed=3)
+        np.testing.assert_array_equal(a.numpy("test")[1], b.numpy("test")[1])
+        np.testing.assert_array_equal(a.numpy("test")[0]["weak"],
+                                      b.numpy("test")[0]["weak"])

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import zipfile
 
 import keras
 import numpy as np
@@ -206,33 +207,120 @@ encoders = {name: keras.Sequential([keras.layers.Dense(6, activation="tanh")])
             for name in x}
 model = keras_dgl.DGLModel(encoders, keras_dgl.layers.AttentionFusion(
     num_classes=3, embed_dim=8, num_heads=2), alpha=2.0)
-model.compile(optimizer="sgd")
-expected = model.predict(x, verbose=0)  # builds the model before saving
+model.compile(optimizer=keras.optimizers.Adam(0.01), metrics=["accuracy"])
+model.fit(x, y, batch_size=8, epochs=1, verbose=0)  # two steps of Adam state
+expected = model.predict(x, verbose=0)
 model.save(sys.argv[1] + "/model.keras")
-np.savez(sys.argv[1] + "/data.npz", expected=expected, **x)
+np.savez(sys.argv[1] + "/data.npz", expected=expected, y=y, **x)
 """
 
+# Loads the model where the backend that saved it cannot be imported, as on
+# a machine without it, then checks predictions, optimizer state and a step.
+LOAD_SCRIPT = """
+import sys
+
+import importlib.abc
+import importlib.machinery
+
+BLOCKED = sys.argv[2]
+
+
+class _NotInstalled(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    # Importing the blocked package fails as on a machine without it; probes
+    # of its spec (torch's, scipy's) see a package with no files.
+    def find_spec(self, name, path=None, target=None):
+        if name == BLOCKED or name.startswith(BLOCKED + "."):
+            return importlib.machinery.ModuleSpec(name, self)
+        return None
+
+    def create_module(self, spec):
+        raise ModuleNotFoundError(f"No module named {spec.name!r} (test)",
+                                  name=spec.name)
+
+    def exec_module(self, module):
+        pass
+
+
+sys.meta_path.insert(0, _NotInstalled())
+import numpy as np
+import keras
+import keras_dgl
+data = np.load(sys.argv[1] + "/data.npz")
+x = {"audio": data["audio"], "visual": data["visual"]}
+model = keras_dgl.load_model(sys.argv[1] + "/model.keras")
+np.testing.assert_allclose(
+    model.predict(x, verbose=0), data["expected"], rtol=1e-4, atol=1e-5
+)
+assert type(model.optimizer).__name__ == "Adam", type(model.optimizer)
+assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 2
+logs = model.fit(x, data["y"], batch_size=8, epochs=1, verbose=0).history
+assert {"accuracy", "audio_accuracy"} <= set(logs), sorted(logs)
+print("LOADED", keras.backend.backend(), BLOCKED in sys.modules)
+"""
 
 # Each backend loads a model saved under the next one in this cycle, so that
 # across the three test environments every backend both saves and loads.
 NEXT_BACKEND = {"tensorflow": "jax", "jax": "torch", "torch": "tensorflow"}
 
 
-def test_model_saved_under_another_backend_loads(tmp_path):
-    source = NEXT_BACKEND[keras.backend.backend()]
-    env = dict(os.environ, KERAS_BACKEND=source)
+def test_model_saved_under_another_backend_loads_without_it(tmp_path):
+    # Under torch, Keras saved optimizers under a torch-only module path, so
+    # such a model did not load where torch is not installed (issue 10.4).
+    backend = keras.backend.backend()
+    source = NEXT_BACKEND[backend]
+    env = dict(os.environ, KERAS_BACKEND=source, TF_CPP_MIN_LOG_LEVEL="3")
     subprocess.run(
         [sys.executable, "-c", SAVE_SCRIPT, str(tmp_path)],
-        env=env,
-        check=True,
-        capture_output=True,
+        env=env, check=True, capture_output=True, timeout=300,
     )
-    data = np.load(tmp_path / "data.npz")
-    loaded = keras.saving.load_model(str(tmp_path / "model.keras"))
-    x = {"audio": data["audio"], "visual": data["visual"]}
-    np.testing.assert_allclose(
-        loaded.predict(x, verbose=0), data["expected"], rtol=1e-4, atol=1e-5
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_SCRIPT, str(tmp_path), source],
+        env=dict(env, KERAS_BACKEND=backend), capture_output=True, text=True,
+        timeout=300,
     )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-3:] == ["LOADED", backend, "False"]
+
+
+def test_optimizer_config_is_saved_backend_neutral():
+    model = make_model("concat")
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+    config = model.get_compile_config()["optimizer"]
+    assert config["module"] == "keras.optimizers" and config["class_name"] == "SGD"
+    # A file written before this fix, by the torch backend, still loads.
+    old = dict(config, module="keras.src.backend.torch.optimizers.torch_sgd")
+    fresh = make_model("concat")
+    fresh.compile_from_config({"optimizer": old, "loss": None, "metrics": None})
+    assert type(fresh.optimizer).__name__ == "SGD"
+    if keras.backend.backend() != "torch":
+        assert "torch" not in type(fresh.optimizer).__module__
+    np.testing.assert_allclose(float(fresh.optimizer.momentum), 0.9)
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "bit flip", "missing"])
+def test_damaged_model_file_is_named_as_corrupt(tmp_path, damage):
+    path = tmp_path / "model.keras"
+    make_model("concat").save(str(path))
+    data = path.read_bytes()
+    if damage == "empty":
+        path.write_bytes(b"")
+        error, pattern = ValueError, r"model.keras' is empty \(0 bytes\)"
+    elif damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+        error, pattern = ValueError, r"model.keras' is corrupt: it is not a complete"
+    elif damage == "bit flip":
+        # Inside the stored weights file, away from the archive's headers.
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo("model.weights.h5")
+        start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+        middle = start + info.compress_size // 2
+        path.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :])
+        error, pattern = ValueError, r"member 'model.weights.h5' fails its checksum"
+    else:
+        path.unlink()
+        error, pattern = FileNotFoundError, r"No model file at .*model.keras"
+    with pytest.raises(error, match=pattern):
+        keras_dgl.load_model(str(path))
 
 
 # Bad input ---------------------------------------------------------------

@@ -96,8 +96,16 @@ def test_errors_name_the_problem():
         )
     with pytest.raises(ValueError, match="unimodal_head"):
         keras_dgl.layers.ConcatFusion(num_classes=3, unimodal_head="own")
-    with pytest.raises(ValueError, match="at least 2"):
-        keras_dgl.layers.ConcatFusion(num_classes=1)
+    with pytest.raises(ValueError, match=r"`units` must be at least 1"):
+        keras_dgl.layers.ConcatFusion(units=0)
+    with pytest.raises(ValueError, match=r"`num_classes` must be at least 1"):
+        keras_dgl.layers.SumFusion(num_classes=0)
+    with pytest.raises(TypeError, match=r"`units` must be an int"):
+        keras_dgl.layers.GatedFusion(units=2.5)
+    with pytest.raises(ValueError, match="name the same number"):
+        keras_dgl.layers.FiLMFusion(units=3, num_classes=4)
+    with pytest.raises(TypeError, match="needs the number of outputs"):
+        keras_dgl.layers.AttentionFusion()
     with pytest.raises(ValueError, match="divisible"):
         keras_dgl.layers.AttentionFusion(num_classes=3, embed_dim=10, num_heads=3)
     with pytest.raises(ValueError, match="'depth'"):
@@ -151,3 +159,35 @@ def test_fused_from_unimodal_heads_errors_name_the_problem():
     gated(_features())
     with pytest.raises(ValueError, match="GatedFusion cannot.*ConcatFusion and SumFusion"):
         gated.set_fused_from_unimodal_heads()
+
+
+@pytest.mark.parametrize("units", [1, 5])
+@pytest.mark.parametrize("fusion", sorted(FUSION_CLASSES))
+def test_any_number_of_outputs(fusion, units):
+    # One output (a regression target) up to many (labels of a tagger).
+    layer = make_fusion(fusion, num_classes=None, units=units)
+    features = _features()
+    assert tuple(layer(features).shape) == (4, units)
+    for logits in layer(features, unimodal=True).values():
+        assert tuple(logits.shape) == (4, units)
+    assert layer.units == layer.num_classes == units
+    config = keras.layers.serialize(layer)
+    assert config["config"]["units"] == units and "num_classes" not in config["config"]
+    clone = keras.layers.deserialize(config)
+    clone(features)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(clone(features)),
+        keras.ops.convert_to_numpy(layer(features)),
+        rtol=1e-6,
+    )
+
+
+def test_num_classes_names_units_also_positionally_and_in_old_configs():
+    assert keras_dgl.layers.ConcatFusion(6).units == 6
+    assert keras_dgl.layers.ConcatFusion(num_classes=6).units == 6
+    assert keras_dgl.layers.GatedFusion(np.int64(4), hidden_dim=8).units == 4
+    # A layer saved before `units` existed stored `num_classes`.
+    config = keras_dgl.layers.SumFusion(num_classes=3).get_config()
+    config["num_classes"] = config.pop("units")
+    assert keras_dgl.layers.SumFusion.from_config(config).units == 3

@@ -50,7 +50,10 @@ def test_import_loads_no_keras_and_lists_lazy_names():
     )
     assert keras_loaded == "False"
     assert has_model == "True"
-    assert exported == "DGLModel,callbacks,diagnostics,encoders,gblend_weights,layers"
+    assert exported == (
+        "DGLModel,callbacks,diagnostics,encoders,gblend_weights,layers,"
+        "load_model,preprocessing"
+    )
 
 
 @pytest.mark.skipif(

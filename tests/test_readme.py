@@ -19,3 +19,16 @@ def test_quickstart_runs_as_written(capsys):
     assert namespace["logits"].shape == (16, 6)
     assert set(namespace["per_modality"]) == {"fused", "audio", "visual"}
     assert "audio_accuracy" in namespace["history"].history
+
+
+def test_methods_table_is_the_registry():
+    from keras_dgl import registry
+
+    text = README.read_text()
+    section = text[text.index("Methods (`--methods`"):]
+    rows = re.findall(r"^\| `(\w+)` \| (.*?) \| (.*?) \|$", section, re.M)
+    table = {name: (summary, reference) for name, summary, reference in rows}
+    assert table == {
+        name: (method.summary, method.reference)
+        for name, method in registry.METHODS.items()
+    }

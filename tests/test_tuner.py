@@ -1,4 +1,5 @@
-"""Tests of keras_dgl.tuner: the DGL search space and tiny KerasTuner searches.
+"""Tests of keras_dgl.tuner (the DGL search space), tiny KerasTuner searches
+and keras_dgl.experiments.run_tune.
 
 Searches run one or two epochs of two batches on a small synthetic task, so
 the file stays well under two minutes per backend on two CPU cores; the
@@ -12,7 +13,9 @@ import pytest
 
 from keras_dgl import datasets
 from keras_dgl import encoders
+from keras_dgl import registry
 from keras_dgl import tuner as dgl_tuner
+from keras_dgl.experiments import tune
 from keras_dgl.models.dgl_model import DGLModel
 
 NUM_CLASSES = 3
@@ -71,7 +74,7 @@ def test_default_space_covers_alpha_learning_rate_fusion_and_method(splits):
     assert space["alpha"].sampling == "log"
     assert space["learning_rate"].__class__.__name__ == "Float"
     assert space["learning_rate"].sampling == "log"
-    assert list(space["fusion"].values) == list(dgl_tuner.FUSIONS)
+    assert list(space["fusion"].values) == list(registry.FUSIONS)
     assert list(space["method"].values) == ["dgl", "joint", "joint_aux"]
     assert "width" in space  # The encoder builder's own hyperparameter.
     # A compiled, built model, ready for the tuner.
@@ -224,7 +227,7 @@ def test_bayesian_search_without_input_shapes(splits, tmp_path):
 
 def test_run_tune_reports_the_best_trial(tmp_path):
     lines = []
-    result = dgl_tuner.run_tune(
+    result = tune.run_tune(
         dataset="synthetic", max_trials=1, epochs=1, directory=str(tmp_path),
         fusion="concat", method="dgl",
         data_options=dict(num_classes=3, num_train=128, num_validation=64,
@@ -239,4 +242,4 @@ def test_run_tune_reports_the_best_trial(tmp_path):
     text = "\n".join(lines)
     assert "Best hyperparameters" in text and "Test accuracy" in text
     with pytest.raises(ValueError, match="tuner"):
-        dgl_tuner.run_tune(dataset="synthetic", tuner="grid", directory=str(tmp_path))
+        tune.run_tune(dataset="synthetic", tuner="grid", directory=str(tmp_path))

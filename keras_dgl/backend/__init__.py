@@ -3,10 +3,13 @@
 Everything else in keras_dgl is written once in `keras.ops`. What differs is
 how a gradient is taken outside a training step (for diagnostics and tests):
 a GradientTape, `torch.autograd` or `jax.value_and_grad`; and a training step
-that edits the gradients before the optimizer sees them (OGM-GE). Each
+whose gradients a method edits before the optimizer sees them (per-term
+gradients, gradient surgery, alternating updates). What a step does is
+written once, in `keras.ops`, by the step plan (`method_train_step`). Each
 backend's module exposes the same functions; `get()` returns the active one.
 """
 
+import contextlib
 import importlib
 
 import keras
@@ -68,6 +71,55 @@ def preserved_global_rng():
     return get().preserved_global_rng()
 
 
+def no_grad():
+    """Context manager for eager inference: record no autograd graph.
+
+    On the torch backend an eager layer call otherwise records the graph of
+    every batch it sees (memory, time); the other backends record nothing
+    outside a gradient tape or transformation.
+
+    Example:
+
+    ```python
+    with keras_dgl.backend.no_grad():
+        features = encoder(x, training=False)
+    ```
+    """
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()
+
+
+def state_kept_on_error(model, input_shapes=None):
+    """Context manager that keeps a model's variables if a Keras call fails.
+
+    On JAX, `fit`, `evaluate` and `predict` detach every variable's value
+    from the model for the duration of the call and reattach it at the end;
+    if the call fails in its first step (a bad batch from a generator, an
+    error in a custom layer), the values are lost and the model is left
+    unusable. On JAX this keeps a reference to every value when the block is
+    entered (building the model from `input_shapes` and its optimizer first,
+    so that no variable is created inside the call) and puts back any value
+    that is missing when the block raises. TensorFlow and PyTorch variables
+    stay attached, so there it does nothing.
+
+    Args:
+        model: a `keras.Model`.
+        input_shapes: `None` or the input shapes to build an unbuilt model
+            from (JAX only).
+
+    Example:
+
+    ```python
+    with keras_dgl.backend.state_kept_on_error(model):
+        model.fit(generator, epochs=2)
+    ```
+    """
+    return get().state_kept_on_error(model, input_shapes)
+
+
 def needs_ordered_step():
     """Whether the active backend's stock `train_step` may misorder DGL's reads.
 
@@ -102,8 +154,8 @@ def train_step(model, transform, *args):
     hands the gradients to `transform(gradients, y, y_pred)` before
     `model.optimizer` applies them. `transform` is written in `keras.ops`; it
     gets and returns a list aligned with `model.trainable_variables` (entries
-    may be `None`) and may draw from a `keras.random.SeedGenerator` owned by
-    the model.
+    may be `None`: such a variable is left unchanged) and may draw from a
+    `keras.random.SeedGenerator` owned by the model.
 
     Args:
         model: the compiled `keras.Model` being trained.
@@ -127,4 +179,100 @@ def train_step(model, transform, *args):
             return keras_dgl.backend.train_step(self, clip, *args)
     ```
     """
-    return get().train_step(model, transform, *args)
+    return get().method_train_step(model, _TransformPlan(transform), *args)
+
+
+def method_train_step(model, plan, *args):
+    """One training step driven by a step plan, on the active backend.
+
+    The plan (a `keras_dgl.models.methods.Method`, or any object with these
+    methods, all written in `keras.ops`) says what one step does; the
+    backend only takes the gradients and applies them. For each `substep`
+    in `plan.substeps(model)` (a tuple of Python values, fixed for a traced
+    step), in order:
+
+    1. `y_pred, extras = plan.step_forward(model, x, substep)`: the forward
+       pass in training mode; `extras` is `None` or a dict of tensors the
+       later calls need.
+    2. `terms = plan.step_losses(model, x, y, y_pred, extras,
+       sample_weight, substep)`: a dict of scalar losses.
+    3. The gradients of the terms w.r.t. `model.trainable_variables`: of
+       their sum as one list, or, when `plan.per_term_gradients` is true,
+       a dict with one list per term (`None` or zeros for a variable a
+       term does not reach, depending on the backend).
+    4. `gradients = plan.transform_gradients(model, gradients, y, y_pred,
+       extras, substep)`: a list aligned with `model.trainable_variables`;
+       `None` leaves that variable (and its optimizer state) untouched.
+       It may read and assign the model's non-trainable variables.
+    5. `model.optimizer` applies the non-`None` gradients, so the next
+       substep sees the updated weights.
+
+    The logged `loss` is the sum of all terms of all substeps; the metrics
+    are computed on `plan.merge_predictions(model, [y_pred, ...])`. Losses
+    are scaled with `model.optimizer.scale_loss` (mixed precision) before
+    differentiation, so the gradients `transform_gradients` gets are scaled
+    the same way.
+
+    Args:
+        model: the compiled `keras.Model` being trained.
+        plan: the step plan.
+        *args: the arguments of the backend's `train_step`: `(data,)` on
+            TensorFlow and PyTorch, `(state, data)` on JAX.
+
+    Returns:
+        What the backend's `train_step` returns: the logs, and on JAX the
+        new state as well.
+
+    Example:
+
+    ```python
+    class MyModel(keras_dgl.DGLModel):
+        def train_step(self, *args):
+            return keras_dgl.backend.method_train_step(self, self._method, *args)
+    ```
+    """
+    return get().method_train_step(model, plan, *args)
+
+
+def apply_gradients(optimizer, gradients, variables):
+    """Applies the non-`None` gradients; variables with `None` are not touched.
+
+    Unlike `optimizer.apply` with `None` entries, this warns about nothing
+    and leaves a skipped variable's optimizer state (momentum, moments) as
+    it was, so a frozen variable does not keep moving on its momentum.
+    """
+    if not optimizer.built:
+        # Built on every variable, not on the first update's subset.
+        optimizer.build(list(variables))
+    pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]
+    if pairs:
+        optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+
+
+class _TransformPlan:
+    """The step of `train_step`: the model's own forward pass and loss."""
+
+    per_term_gradients = False
+
+    def __init__(self, transform):
+        self._transform = transform
+
+    def substeps(self, model):
+        return (None,)
+
+    def step_forward(self, model, x, substep):
+        return model(x, training=True), None
+
+    def step_losses(self, model, x, y, y_pred, extras, sample_weight, substep):
+        loss = model.compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+        )
+        return {"loss": loss}
+
+    def transform_gradients(self, model, gradients, y, y_pred, extras, substep):
+        if self._transform is None:
+            return gradients
+        return self._transform(list(gradients), y, y_pred)
+
+    def merge_predictions(self, model, predictions):
+        return predictions[-1]

@@ -18,7 +18,7 @@ class FusionRefit(keras.callbacks.Callback):
     Place it after any callback that changes the weights at the end of
     training (e.g. `EarlyStopping(restore_best_weights=True)`): callbacks
     run in list order, and the refit must see the final encoders. A loop
-    that restores weights itself after `fit` (as `keras_dgl.experiment`
+    that restores weights itself after `fit` (as `keras_dgl.experiments`
     does) should call `model.refit_fusion(...)` after restoring instead.
 
     Args:

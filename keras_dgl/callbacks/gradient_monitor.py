@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from keras_dgl import backend as dgl_backend
-from keras_dgl.diagnostics._data import first_batch
+from keras_dgl.utils.data_adapter import first_batch
 
 
 class GradientMonitor(keras.callbacks.Callback):
@@ -91,7 +91,7 @@ class GradientMonitor(keras.callbacks.Callback):
         """
         model = self.model  # on JAX this syncs the training state first
         names = list(model.modality_names)
-        if getattr(model, "_term_loss", None) is None:
+        if not getattr(model, "compiled", False) or not hasattr(model, "term_loss"):
             raise RuntimeError("GradientMonitor needs a compiled DGLModel.")
         if not model.built:
             # The TensorFlow trainer builds the model only in its first step.
@@ -113,7 +113,7 @@ class GradientMonitor(keras.callbacks.Callback):
         def multimodal_loss():
             with _discarded_state_updates(model):
                 logits = model.fusion(features(), training=self.training)
-                return model._term(y, logits, None)
+                return model.term_loss(y, logits)
 
         def unimodal_losses():
             # Each unimodal prediction depends on its own encoder only, so the
@@ -124,7 +124,7 @@ class GradientMonitor(keras.callbacks.Callback):
                 )
                 total = 0.0
                 for name in names:
-                    total = total + model._term(y, logits[name], None)
+                    total = total + model.term_loss(y, logits[name])
                 return total
 
         with dgl_backend.preserved_global_rng():

@@ -43,6 +43,7 @@ def audio_visual(
     train_csv="train.csv",
     test_csv="test.csv",
     validation_csv=None,
+    split_csv=None,
     validation_fraction=0.1,
     split_seed=0,
     batch_size=64,
@@ -62,6 +63,7 @@ def audio_visual(
     on_error="raise",
     validate="header",
     num_parallel_calls=None,
+    verify="size",
 ):
     """Audio-visual clips as log-spectrogram + frames pipelines.
 
@@ -110,27 +112,56 @@ def audio_visual(
     the CSV rows (unknown label, missing field), the WAV (exists, RIFF /
     WAVE header, 16-bit PCM, a data chunk not cut short, at least one
     sample) and each JPEG (exists, starts with the SOI marker, has an EOI
-    marker near its end). `validate="decode"` also decodes every file once
-    with TensorFlow (slower, catches corruption inside the compressed
-    data). A failed check raises `FileNotFoundError` (missing file) or
-    `ValueError` naming the file, or the label and the CSV file and line.
-    With `on_error="skip"` such clips are left out instead: `info["skipped"]`
-    lists them (split, clip, file, reason), `info["num_skipped"]` counts
-    them, and one warning is logged. A split left empty is always an error
-    naming its CSV file.
+    marker near its end, and sound header segments up to the first scan:
+    segment lengths, the frame header's size and components, the Huffman
+    and quantization tables, the scan header; damage there is what makes
+    TensorFlow's decoder fail). `validate="decode"` also decodes every file
+    once with TensorFlow (slower, catches the rest, e.g. a marker inside
+    the compressed data). A failed check raises `FileNotFoundError`
+    (missing file) or `ValueError` naming the file, or the label and the
+    CSV file and line. With `on_error="skip"` such clips are left out
+    instead: `info["skipped"]` lists them (split, clip, file, reason),
+    `info["num_skipped"]` counts them, and one warning is logged. A split
+    left empty is always an error naming its CSV file.
 
     Inside the pipelines, decoding only follows a check: each file read is
     re-checked in the graph (the WAV's chunk structure and 16-bit PCM
-    format, the JPEG's SOI / EOI markers) by a `tf.debugging.Assert` whose
-    message carries the path, so a file that is damaged after the up-front
-    check, or with `validate="none"`, fails with its name instead of as an
-    anonymous `DecodeWav` / `DecodeJpeg` error. This keeps the pipelines
-    pure graph code (parallel, no Python or GIL per example), unlike a
+    format, the JPEG's SOI / EOI markers, segment lengths and frame and
+    scan headers) by a `tf.debugging.Assert` whose message carries the
+    path, so a file that is damaged after the up-front check, or with
+    `validate="none"`, fails with its name instead of as an anonymous
+    `DecodeWav` / `DecodeJpeg` error. This keeps the pipelines pure graph
+    code (parallel, no Python or GIL per example), unlike a
     `tf.py_function` wrapper. What the in-graph guard cannot see is damage
     inside the compressed data of a structurally sound file; use
     `validate="decode"` for that. With `on_error="skip"` the pipelines
     also drop elements that fail inside tf.data (TensorFlow logs them;
     they are not counted in `info`).
+
+    Prepared data. `root` may also be a folder written by
+    `keras_dgl.datasets.prepare` (recognised by its `manifest.json`). Then
+    the shards are streamed (shuffled shard order, 8 shards read in
+    parallel and interleaved, a shuffle buffer of about 256 MB unless
+    `shuffle_buffer` is given, parallel parsing, prefetch); no split is
+    loaded into memory. The preprocessing arguments that fix the stored
+    data (`sample_rate`, `clip_seconds`, `tile_seconds`, `n_fft`,
+    `hop_length`, `spectrogram_size`, `frames`, the class list, and the
+    data set `name`) must agree with the manifest, else a `ValueError`
+    names the argument; the others (`image_size`, `augment`,
+    `spec_augment`, `batch_size`, `validation_fraction`, `split_seed`,
+    ...) apply at read time. The validation split is carved from the
+    stored training list as it is from the raw one, so the same
+    `split_seed` selects the same clips (a list prepared from
+    `validation_csv` is used as it is). The CSV, `on_error` and
+    `validate` arguments are not used (the lists were read at prepare
+    time; its skipped clips are in `info["skipped"]`). Host-side training
+    crops of prepared frames are drawn as for raw data (the box in source
+    pixels) but resampled bilinearly without antialiasing (a crop of a
+    256-pixel frame is at most 1.5x the output size); evaluation frames are
+    resized with antialiasing as for raw data. A missing shard,
+    one of another size (or, with `verify="checksum"`, another SHA-256),
+    another format version or an unfinished preparation raise an error
+    naming the file and saying to re-run `prepare`.
 
     Args:
         root: path. The data set's root folder (tree above).
@@ -145,6 +176,12 @@ def audio_visual(
         validation_csv: str or `None`. A validation list of its own; when
             given, nothing is carved from the training list and
             `validation_fraction` is ignored.
+        split_csv: str or `None`. One list for all splits instead of
+            `train_csv` / `test_csv` / `validation_csv`: rows
+            `clip_id,label,split` or VGGSound's
+            `youtube_id,start_seconds,label,split` (clip id
+            `<youtube_id>_<start in 6 digits>`); split `train`, `val` /
+            `validation` or `test`.
         validation_fraction: float in `[0, 1)`. Share of the training list
             carved out for validation, stratified by class and seeded by
             `split_seed`. 0 gives `validation=None`.
@@ -182,6 +219,10 @@ def audio_visual(
         on_error: `"raise"` (default) or `"skip"`.
         validate: `"header"` (default), `"decode"` or `"none"`.
         num_parallel_calls: int or `None` (`tf.data.AUTOTUNE`).
+        verify: `"size"` (default) or `"checksum"`. Prepared data only: how
+            the shards are checked when opened (each record's CRC32C is
+            checked on every read either way; `"checksum"` reads all data
+            once; see also `keras_dgl.datasets.verify_prepared`).
 
     Returns:
         A `keras_dgl.datasets.DatasetSplits`. `numpy(split)` runs the
@@ -206,56 +247,59 @@ def audio_visual(
     model.fit(splits.train, validation_data=splits.validation)
     ```
     """
-    config = _Config(
+    config = _make_config(
         name=name,
-        sample_rate=int(sample_rate),
-        clip_seconds=float(clip_seconds),
-        tile_seconds=float(tile_seconds or clip_seconds),
-        random_audio_crop=bool(random_audio_crop),
-        n_fft=int(n_fft),
-        hop_length=int(hop_length),
-        spectrogram_size=(
-            tuple(int(s) for s in spectrogram_size) if spectrogram_size else None
-        ),
-        frames=int(frames),
-        image_size=int(image_size),
-        augment=bool(augment),
-        spec_augment=_spec_augment_config(spec_augment),
+        sample_rate=sample_rate,
+        clip_seconds=clip_seconds,
+        tile_seconds=tile_seconds,
+        random_audio_crop=random_audio_crop,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        spectrogram_size=spectrogram_size,
+        frames=frames,
+        image_size=image_size,
+        augment=augment,
+        spec_augment=spec_augment,
     )
+    augment_mode = _augment_mode(augment)
     _check_arguments(config, on_error, validate, validation_fraction, batch_size)
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"{name} root folder not found: {root}")
 
-    report = _Report(on_error)
-    lists = {}
-    names = {"train": train_csv, "validation": validation_csv, "test": test_csv}
-    for split, csv_name in names.items():
-        if csv_name is not None:
-            path = os.path.join(root, os.fspath(csv_name))
-            lists[split] = (path, _read_rows(path))
-    classes = _resolve_classes(class_names, known_classes, lists)
-    index = {label: i for i, label in enumerate(classes)}
+    from keras_dgl.datasets import _prepared  # noqa: PLC0415
 
-    entries = {}
-    for split, (path, rows) in lists.items():
-        kept = []
-        for clip, label, line in rows:
-            if label not in index:
-                report.bad(
-                    ValueError,
-                    f"Unknown label {label!r} in {path}, line {line} "
-                    f"(clip {clip!r}); {name} classes: {classes}",
-                    split,
-                    clip,
-                    path,
-                )
-                continue
-            kept.append(_Entry(clip, index[label], path, line))
-        entries[split] = kept
-    for split, (path, _) in lists.items():
-        report.check_rows(split, path, entries[split], name)
+    if _prepared.is_prepared(root):
+        return _prepared.load(
+            root,
+            config,
+            expected_classes=(
+                class_names if class_names is not None else known_classes
+            ),
+            validation_fraction=validation_fraction,
+            split_seed=split_seed,
+            batch_size=int(batch_size),
+            augment=augment_mode,
+            shuffle_buffer=shuffle_buffer,
+            cache=cache,
+            num_parallel_calls=num_parallel_calls,
+            verify=verify,
+        )
+    _prepared.check_not_unfinished(root)
+    if augment_mode == "device":
+        raise ValueError(
+            f"augment='device' reads prepared data, but {root} is a raw "
+            "folder (no manifest.json). Run keras_dgl.datasets.prepare(...) "
+            "(or `keras-dgl prepare`) on it first, then pass the prepared "
+            "folder."
+        )
 
+    source = _read_source(
+        root, name, known_classes, class_names, train_csv, test_csv,
+        validation_csv, split_csv, on_error,
+    )
+    report, lists, classes = source.report, source.lists, source.classes
+    entries = dict(source.entries)
     if "validation" not in entries:
         entries["train"], entries["validation"] = _carve_validation(
             entries["train"], validation_fraction, split_seed,
@@ -268,7 +312,7 @@ def audio_visual(
         resolved[split] = _resolve_files(
             root, entries[split], validate, report, split
         )
-        wanted = validation_csv is not None or validation_fraction > 0
+        wanted = source.has_validation_list or validation_fraction > 0
         if split != "validation" or wanted:
             report.check_rows(split, lists[split][0], resolved[split], name)
     report.warn(name)
@@ -395,6 +439,42 @@ def _spec_augment_config(spec_augment):
     return options
 
 
+def _make_config(*, name, sample_rate, clip_seconds, tile_seconds,
+                 random_audio_crop, n_fft, hop_length, spectrogram_size,
+                 frames, image_size, augment, spec_augment):
+    """The `_Config` of one set of preprocessing arguments."""
+    return _Config(
+        name=name,
+        sample_rate=int(sample_rate),
+        clip_seconds=float(clip_seconds),
+        tile_seconds=float(tile_seconds or clip_seconds),
+        random_audio_crop=bool(random_audio_crop),
+        n_fft=int(n_fft),
+        hop_length=int(hop_length),
+        spectrogram_size=(
+            tuple(int(s) for s in spectrogram_size) if spectrogram_size else None
+        ),
+        frames=int(frames),
+        image_size=int(image_size),
+        augment=_augment_mode(augment) != "none",
+        spec_augment=_spec_augment_config(spec_augment),
+    )
+
+
+def _augment_mode(augment):
+    """`"host"`, `"device"` or `"none"` from the loaders' `augment` argument."""
+    if augment is True or augment == "host":
+        return "host"
+    if augment is False or augment == "none":
+        return "none"
+    if augment == "device":
+        return "device"
+    raise ValueError(
+        f"augment must be True / 'host', 'device', or False / 'none'; got "
+        f"{augment!r}."
+    )
+
+
 def _check_arguments(config, on_error, validate, validation_fraction,
                      batch_size):
     if on_error not in ("raise", "skip"):
@@ -459,6 +539,103 @@ def _read_rows(path):
     except UnicodeDecodeError as error:
         raise ValueError(f"Clip list {path} is not UTF-8 text: {error}") from error
     return rows
+
+
+_SPLIT_NAMES = {"train": "train", "test": "test", "val": "validation",
+                "valid": "validation", "validation": "validation"}
+
+
+def _read_split_rows(path):
+    """Returns `{split: [(clip, label, line), ...]}` of a list with a split
+    column: rows `clip,label,split` or VGGSound's
+    `youtube_id,start_seconds,label,split` (clip id
+    `<youtube_id>_<start, 6 digits>`)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Clip list not found: {path}")
+    rows = {}
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            for line, row in enumerate(csv.reader(handle), start=1):
+                fields = [field.strip() for field in row]
+                if not any(fields):
+                    continue
+                split = _SPLIT_NAMES.get(fields[-1].lower()) if fields else None
+                if split is None and not rows and len(fields) >= 3 and (
+                    fields[-2].lower() in _HEADER_LABELS
+                ):
+                    continue  # header row
+                if len(fields) == 3 and split and fields[0] and fields[1]:
+                    clip, label = _clip_id(fields[0]), fields[1]
+                elif (len(fields) == 4 and split and fields[0] and fields[2]
+                      and fields[1].isdigit()):
+                    clip = f"{fields[0]}_{int(fields[1]):06d}"
+                    label = fields[2]
+                else:
+                    raise ValueError(
+                        f"Malformed row in {path}, line {line}: expected "
+                        "'clip_id,label,split' or "
+                        "'youtube_id,start_seconds,label,split' with split "
+                        f"train / validation / test, got {row!r}"
+                    )
+                rows.setdefault(split, []).append((clip, label, line))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"Clip list {path} is not UTF-8 text: {error}") from error
+    return rows
+
+
+@dataclasses.dataclass
+class _Source:
+    """A raw data set's lists: classes, label-checked entries per split (in
+    list order, before any validation carve) and the bad-input report."""
+
+    classes: list
+    lists: dict
+    entries: dict
+    report: "_Report"
+
+    @property
+    def has_validation_list(self):
+        return "validation" in self.entries
+
+
+def _read_source(root, name, known_classes, class_names, train_csv, test_csv,
+                 validation_csv, split_csv, on_error):
+    report = _Report(on_error)
+    lists = {}
+    if split_csv is not None:
+        path = os.path.join(root, os.fspath(split_csv))
+        by_split = _read_split_rows(path)
+        for split in ("train", "validation", "test"):
+            if split in by_split or split != "validation":
+                lists[split] = (path, by_split.get(split, []))
+    else:
+        names = {"train": train_csv, "validation": validation_csv,
+                 "test": test_csv}
+        for split, csv_name in names.items():
+            if csv_name is not None:
+                path = os.path.join(root, os.fspath(csv_name))
+                lists[split] = (path, _read_rows(path))
+    classes = _resolve_classes(class_names, known_classes, lists)
+    index = {label: i for i, label in enumerate(classes)}
+    entries = {}
+    for split, (path, rows) in lists.items():
+        kept = []
+        for clip, label, line in rows:
+            if label not in index:
+                report.bad(
+                    ValueError,
+                    f"Unknown label {label!r} in {path}, line {line} "
+                    f"(clip {clip!r}); {name} classes: {classes}",
+                    split,
+                    clip,
+                    path,
+                )
+                continue
+            kept.append(_Entry(clip, index[label], path, line))
+        entries[split] = kept
+    for split, (path, _) in lists.items():
+        report.check_rows(split, path, entries[split], name)
+    return _Source(classes, lists, entries, report)
 
 
 def _clip_id(text):
@@ -678,14 +855,88 @@ def _check_wav(path):
 def _check_jpeg(path):
     size = os.path.getsize(path)
     with open(path, "rb") as handle:
-        head = handle.read(3)
+        head = handle.read(_JPEG_HEAD_BYTES)
         handle.seek(max(0, size - 1024))
         tail = handle.read()
-    if head != b"\xff\xd8\xff":
+    if head[:3] != b"\xff\xd8\xff":
         raise _BadFile(ValueError, path, "Corrupt JPEG file (no SOI marker)")
     if b"\xff\xd9" not in tail:
         raise _BadFile(ValueError, path,
                        "Truncated JPEG file (no EOI marker at its end)")
+    problem = _jpeg_header_problem(head, size)
+    if problem:
+        raise _BadFile(ValueError, path, f"Corrupt JPEG file ({problem})")
+
+
+# The header segments of a JPEG (tables, frame and scan headers) almost
+# always fit in this many bytes; a header running past them is not checked.
+_JPEG_HEAD_BYTES = 1 << 16
+# SOF markers: C0-CF except DHT (C4), JPG (C8) and DAC (CC).
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_header_problem(head, size):
+    """Walks the segments from SOI to the first SOS and returns what is wrong
+    with them, or `""`. Damage there makes the decoder fail; damage in the
+    compressed data after SOS is decoded (with warnings) instead."""
+    position, components = 2, None
+    while position + 4 <= len(head):
+        if head[position] != 0xFF:
+            return f"no marker at byte {position}"
+        while position + 1 < len(head) and head[position + 1] == 0xFF:
+            position += 1  # fill bytes
+        marker = head[position + 1]
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
+            position += 2  # markers without a length
+            continue
+        if marker in (0x00, 0xD8, 0xD9):
+            return f"unexpected marker 0x{marker:02X} at byte {position}"
+        length = int.from_bytes(head[position + 2:position + 4], "big")
+        end = position + 2 + length
+        if length < 2 or end > size:
+            return f"bad segment length at byte {position}"
+        body = head[position + 4:end]
+        complete = end <= len(head)
+        if marker in _SOF_MARKERS and complete:
+            if len(body) < 6:
+                return "short frame header"
+            height = int.from_bytes(body[1:3], "big")
+            width = int.from_bytes(body[3:5], "big")
+            count = body[5]
+            if (height == 0 or width == 0 or count not in (1, 3, 4)
+                    or len(body) != 6 + 3 * count):
+                return (f"bad frame header: {width}x{height}, {count} "
+                        "component(s)")
+            components = {body[6 + 3 * i] for i in range(count)}
+        elif marker == 0xC4 and complete:
+            offset = 0
+            while offset < len(body):
+                if offset + 17 > len(body) or body[offset] & 0xEC:
+                    return "bad Huffman table"
+                offset += 17 + sum(body[offset + 1:offset + 17])
+            if offset != len(body):
+                return "bad Huffman table"
+        elif marker == 0xDB and complete:
+            offset = 0
+            while offset < len(body):
+                offset += 1 + (128 if body[offset] >> 4 else 64)
+            if offset != len(body):
+                return "bad quantization table"
+        elif marker == 0xDA:
+            if components is None:
+                return "scan before any frame header"
+            if complete:
+                count = body[0] if body else 0
+                ids = {body[1 + 2 * i] for i in range(count)
+                       if 1 + 2 * i < len(body)}
+                if (not 1 <= count <= 4 or len(body) != 4 + 2 * count
+                        or not ids <= components):
+                    return "bad scan header"
+            return ""
+        position = end
+    if len(head) < size:
+        return ""  # the header runs past the bytes read: not checked
+    return "no scan (SOS) segment"
 
 
 def _decode_all(audio, frames):
@@ -1059,7 +1310,9 @@ def _wav_structure_ok(contents):
 
 def _jpeg_markers_ok(contents):
     """Graph version of `_check_jpeg`: SOI at the start, EOI in the last
-    1024 bytes."""
+    1024 bytes, and sound segments up to the first scan (the frame header's
+    size and component count, every segment length); Huffman and
+    quantization tables are checked up front only."""
     length = tf.strings.length(contents)
     soi = tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff")
     tail = tf.io.decode_raw(
@@ -1069,20 +1322,86 @@ def _jpeg_markers_ok(contents):
     eoi = tf.reduce_any(
         tf.logical_and(tf.equal(tail[:-1], 0xFF), tf.equal(tail[1:], 0xD9))
     )
-    return tf.logical_and(soi, eoi)
+    return tf.reduce_all(tf.stack([soi, eoi, _jpeg_segments_ok(contents)]))
+
+
+def _byte(contents, position):
+    """Unsigned byte at `position` (0 past the end), as int32."""
+    length = tf.strings.length(contents)
+    raw = tf.io.decode_raw(
+        tf.strings.substr(contents, tf.minimum(position, length), 1),
+        tf.uint8, fixed_length=1,
+    )
+    return tf.cast(raw[0], tf.int32)
+
+
+def _jpeg_segments_ok(contents):
+    length = tf.strings.length(contents)
+    sof_markers = tf.constant(sorted(_SOF_MARKERS), tf.int32)
+
+    def keep_going(position, done, ok, seen_sof, steps):
+        return tf.logical_and(tf.logical_not(done), steps < 512)
+
+    def step(position, done, ok, seen_sof, steps):
+        lead = _byte(contents, position)
+        marker = _byte(contents, position + 1)
+        size = _byte(contents, position + 2) * 256 + _byte(contents, position + 3)
+        end = position + 2 + size
+        standalone = tf.logical_or(
+            tf.equal(marker, 0x01),
+            tf.logical_and(marker >= 0xD0, marker <= 0xD7),
+        )
+        fill = tf.equal(marker, 0xFF)
+        short = position + 4 > length
+        bad = tf.reduce_any(tf.stack([
+            tf.not_equal(lead, 0xFF),
+            tf.logical_and(tf.logical_not(fill), tf.logical_and(
+                tf.logical_not(standalone), tf.logical_or(short, tf.logical_or(
+                    size < 2, end > length)))),
+            tf.equal(marker, 0x00), tf.equal(marker, 0xD8),
+            tf.equal(marker, 0xD9),
+        ]))
+        is_sof = tf.reduce_any(tf.equal(marker, sof_markers))
+        count = _byte(contents, position + 9)
+        height = _byte(contents, position + 5) * 256 + _byte(contents, position + 6)
+        width = _byte(contents, position + 7) * 256 + _byte(contents, position + 8)
+        sof_ok = tf.reduce_all(tf.stack([
+            height > 0, width > 0, tf.equal(size, 8 + 3 * count),
+            tf.reduce_any(tf.equal(count, [1, 3, 4])),
+        ]))
+        bad = tf.logical_or(bad, tf.logical_and(is_sof, tf.logical_not(sof_ok)))
+        is_sos = tf.equal(marker, 0xDA)
+        ok = tf.logical_and(ok, tf.logical_not(bad))
+        ok = tf.logical_and(ok, tf.logical_or(tf.logical_not(is_sos), seen_sof))
+        done = tf.reduce_any(tf.stack([bad, is_sos]))
+        step_size = tf.where(fill, 1, tf.where(standalone, 2, 2 + size))
+        return (position + step_size, done, ok,
+                tf.logical_or(seen_sof, is_sof), steps + 1)
+
+    # A header that reaches no scan within the step budget is corrupt.
+    _, done, ok, _, _ = tf.while_loop(
+        keep_going,
+        step,
+        (tf.constant(2), tf.constant(False), tf.constant(True),
+         tf.constant(False), tf.constant(0)),
+    )
+    return tf.logical_and(ok, done)
 
 
 def _frame_indices(count, frames, training):
-    """One frame index per equal segment of `count` frames."""
+    """One frame index per equal segment of `count` frames: shape
+    `(frames,)` for a scalar `count`, `(batch, frames)` for a vector."""
     position = tf.range(frames, dtype=tf.float32)
-    total = tf.cast(count, tf.float32)
+    total = tf.cast(count, tf.float32)[..., None]
     if training:
         start = tf.floor(position * total / frames)
         stop = tf.maximum(tf.floor((position + 1.0) * total / frames), start + 1)
-        picked = start + tf.floor(tf.random.uniform([frames]) * (stop - start))
+        picked = start + tf.floor(
+            tf.random.uniform(tf.shape(start)) * (stop - start))
     else:
         picked = tf.floor((position + 0.5) * total / frames)
-    return tf.minimum(tf.cast(picked, tf.int32), count - 1)
+    return tf.minimum(tf.cast(picked, tf.int32),
+                      tf.cast(total, tf.int32) - 1)
 
 
 def _crop_window(relative, shape):

@@ -3,37 +3,10 @@
 from __future__ import annotations
 
 from keras_dgl.datasets.audio_visual import audio_visual
+from keras_dgl.datasets.presets import AVE_CLASSES, PRESETS
 
-AVE_CLASSES = (
-    "Church bell",
-    "Male speech, man speaking",
-    "Bark",
-    "Fixed-wing aircraft, airplane",
-    "Race car, auto racing",
-    "Female speech, woman speaking",
-    "Helicopter",
-    "Violin, fiddle",
-    "Flute",
-    "Ukulele",
-    "Frying (food)",
-    "Truck",
-    "Shofar",
-    "Motorcycle",
-    "Acoustic guitar",
-    "Train horn",
-    "Clock",
-    "Banjo",
-    "Goat",
-    "Baby cry, infant cry",
-    "Bus",
-    "Chainsaw",
-    "Cat",
-    "Horse",
-    "Toilet flush",
-    "Rodents, rats, mice",
-    "Accordion",
-    "Mandolin",
-)
+__all__ = ["AVE_CLASSES", "ave"]
+_OPTIONS = PRESETS["ave"]["options"]
 
 
 def ave(
@@ -42,7 +15,7 @@ def ave(
     validation_fraction=0.1,
     split_seed=0,
     batch_size=64,
-    frames=3,
+    frames=_OPTIONS["frames"],
     image_size=224,
     augment=True,
     spec_augment=None,
@@ -50,8 +23,8 @@ def ave(
     on_error="raise",
     validate="header",
     class_names=None,
-    train_csv="train.csv",
-    test_csv="test.csv",
+    train_csv=_OPTIONS["train_csv"],
+    test_csv=_OPTIONS["test_csv"],
     **kwargs,
 ):
     """AVE clips as `{"audio", "visual"}` pipelines, one label per clip.
@@ -120,8 +93,8 @@ def ave(
     splits.input_shapes["audio"]  # (224, 224, 1)
     ```
     """
-    options = dict(
-        name="AVE",
+    options = dict(_OPTIONS)
+    options.update(
         known_classes=list(AVE_CLASSES),
         class_names=class_names,
         train_csv=train_csv,
@@ -129,11 +102,6 @@ def ave(
         validation_fraction=validation_fraction,
         split_seed=split_seed,
         batch_size=batch_size,
-        sample_rate=16000,
-        clip_seconds=10.0,
-        n_fft=512,
-        hop_length=256,
-        spectrogram_size=(224, 224),
         frames=frames,
         image_size=image_size,
         augment=augment,

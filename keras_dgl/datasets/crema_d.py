@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from keras_dgl.datasets.audio_visual import audio_visual
+from keras_dgl.datasets.presets import CREMA_D_CLASSES, PRESETS
 
-CREMA_D_CLASSES = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")
+__all__ = ["CREMA_D_CLASSES", "crema_d"]
+_OPTIONS = PRESETS["crema-d"]["options"]
 
 
 def crema_d(
@@ -13,7 +15,7 @@ def crema_d(
     validation_fraction=0.1,
     split_seed=0,
     batch_size=64,
-    frames=1,
+    frames=_OPTIONS["frames"],
     image_size=224,
     augment=True,
     spec_augment=None,
@@ -21,8 +23,8 @@ def crema_d(
     on_error="raise",
     validate="header",
     class_names=None,
-    train_csv="train.csv",
-    test_csv="test.csv",
+    train_csv=_OPTIONS["train_csv"],
+    test_csv=_OPTIONS["test_csv"],
     **kwargs,
 ):
     """CREMA-D clips as `{"audio", "visual"}` pipelines.
@@ -85,8 +87,8 @@ def crema_d(
     splits.input_shapes  # {"audio": (257, 188, 1), "visual": (1, 224, 224, 3)}
     ```
     """
-    options = dict(
-        name="CREMA-D",
+    options = dict(_OPTIONS)
+    options.update(
         known_classes=list(CREMA_D_CLASSES),
         class_names=class_names,
         train_csv=train_csv,
@@ -94,10 +96,6 @@ def crema_d(
         validation_fraction=validation_fraction,
         split_seed=split_seed,
         batch_size=batch_size,
-        sample_rate=22050,
-        clip_seconds=3.0,
-        n_fft=512,
-        hop_length=353,
         frames=frames,
         image_size=image_size,
         augment=augment,

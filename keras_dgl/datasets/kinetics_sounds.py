@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 from keras_dgl.datasets.audio_visual import audio_visual
+from keras_dgl.datasets.presets import PRESETS, warn_class_count
 
-_EXPECTED_NUM_CLASSES = 31
-logger = logging.getLogger("keras_dgl.datasets")
+_PRESET = PRESETS["kinetics-sounds"]
+_OPTIONS = _PRESET["options"]
 
 
 def kinetics_sounds(
@@ -16,7 +15,7 @@ def kinetics_sounds(
     validation_fraction=0.1,
     split_seed=0,
     batch_size=64,
-    frames=3,
+    frames=_OPTIONS["frames"],
     image_size=224,
     augment=True,
     spec_augment=None,
@@ -24,8 +23,8 @@ def kinetics_sounds(
     on_error="raise",
     validate="header",
     class_names=None,
-    train_csv="train.csv",
-    test_csv="test.csv",
+    train_csv=_OPTIONS["train_csv"],
+    test_csv=_OPTIONS["test_csv"],
     **kwargs,
 ):
     """Kinetics-Sounds clips as `{"audio", "visual"}` pipelines.
@@ -84,21 +83,14 @@ def kinetics_sounds(
     splits.num_classes  # 31 with the common lists
     ```
     """
-    options = dict(
-        name="Kinetics-Sounds",
-        known_classes=None,
+    options = dict(_OPTIONS)
+    options.update(
         class_names=class_names,
         train_csv=train_csv,
         test_csv=test_csv,
         validation_fraction=validation_fraction,
         split_seed=split_seed,
         batch_size=batch_size,
-        sample_rate=16000,
-        clip_seconds=5.0,
-        tile_seconds=10.0,
-        random_audio_crop=True,
-        n_fft=256,
-        hop_length=128,
         frames=frames,
         image_size=image_size,
         augment=augment,
@@ -109,11 +101,6 @@ def kinetics_sounds(
     )
     options.update(kwargs)
     splits = audio_visual(root, **options)
-    if splits.num_classes != _EXPECTED_NUM_CLASSES:
-        logger.warning(
-            "Kinetics-Sounds: %d classes found in the lists (the common "
-            "split has %d).",
-            splits.num_classes,
-            _EXPECTED_NUM_CLASSES,
-        )
+    warn_class_count(splits, _PRESET["num_classes"])
     return splits
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pickle
 
 import numpy as np
 import tensorflow as tf
@@ -223,10 +224,49 @@ def _data_file(data_path):
     return data_path
 
 
+# The only globals a pickled dict of NumPy arrays refers to; a file naming
+# any other is refused, so reading a user's file cannot run code.
+_ARRAY_GLOBALS = {
+    ("numpy", "dtype"),
+    ("numpy", "ndarray"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("_codecs", "encode"),
+}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles NumPy arrays, lists, dicts, strings and numbers only."""
+
+    def find_class(self, module, name):
+        if (module, name) in _ARRAY_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f"it refers to {module}.{name}, which no NumPy data needs; it was "
+            "not loaded (unpickling it could run code)"
+        )
+
+
 def _read(path):
+    readers = {
+        (1, 0): np.lib.format.read_array_header_1_0,
+        (2, 0): np.lib.format.read_array_header_2_0,
+    }
     try:
-        loaded = np.load(path, allow_pickle=True)
-        data = loaded.item() if isinstance(loaded, np.ndarray) else None
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version not in readers:
+                raise ValueError(f"unsupported .npy format version {version}")
+            _, _, dtype = readers[version](handle)
+            if dtype.hasobject:
+                loaded = _ArrayUnpickler(handle).load()
+            else:
+                handle.seek(0)
+                loaded = np.load(handle, allow_pickle=False)
+        is_scalar = isinstance(loaded, np.ndarray) and loaded.size == 1
+        data = loaded.item() if is_scalar else None
     except Exception as error:  # np.load raises many kinds on bad input.
         raise ValueError(
             f"Could not read the smartwatch data file {path} (corrupt or not "
@@ -274,11 +314,15 @@ def _validate(data, path):
             f"expected {_EXPECTED_COLUMNS} (accelerometer, then gyroscope)."
         )
     num_classes = int(labels.max()) + 1
-    class_names = [str(c) for c in data.get("y_labels", [])]
-    if len(class_names) < num_classes:
-        class_names = [f"class_{k}" for k in range(num_classes)]
     if labels.min() < 0:
         raise ValueError(f"The smartwatch data file {path} has negative labels.")
+    class_names = [str(c) for c in data.get("y_labels", [])]
+    if len(class_names) < num_classes:
+        raise ValueError(
+            f"The smartwatch data file {path} names {len(class_names)} classes "
+            f"in 'y_labels' but its labels 'y' go up to {num_classes - 1}; give "
+            "every class a name."
+        )
     return recordings, labels, subjects, class_names, columns
 
 

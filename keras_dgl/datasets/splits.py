@@ -17,7 +17,8 @@ class DatasetSplits:
     Each split is a `tf.data.Dataset` of `(features, label)` batches:
     `features` is a dict mapping a modality name to a float32 tensor of
     shape `(batch,) + input_shapes[name]`, and `label` is an int32 tensor of
-    shape `(batch,)`. Keras 3 accepts such a data set in `fit`, `evaluate`
+    shape `(batch,)` (class ids), or for multi-label and regression tasks a
+    float32 tensor of shape `(batch, num_classes)`. Keras 3 accepts such a data set in `fit`, `evaluate`
     and `predict` on every backend (TensorFlow, JAX, PyTorch).
 
     Args:
@@ -26,9 +27,11 @@ class DatasetSplits:
         validation: `tf.data.Dataset` or `None`. Deterministic batches;
             `None` only where a loader was asked for no validation split.
         test: `tf.data.Dataset`. Deterministic batches.
-        num_classes: int. Number of classes; labels lie in
-            `[0, num_classes)`.
-        class_names: list of str. `class_names[i]` names label `i`.
+        num_classes: int. Number of outputs a model needs: classes (labels
+            lie in `[0, num_classes)`), labels of a multi-label task, or
+            regression targets.
+        class_names: list of str. `class_names[i]` names class, label or
+            target `i`.
         input_shapes: dict. Per-example shape (no batch axis) of each
             modality, e.g. `{"audio": (257, 188, 1)}`.
         info: dict. Free-form facts about the data: counts per split,
@@ -38,6 +41,17 @@ class DatasetSplits:
             zero-argument callable returning an unshuffled, un-augmented
             `tf.data.Dataset`. Splits missing here are read by iterating
             the split's own data set once.
+        preprocessing: dict. Keras layers, by modality, that finish the
+            inputs inside the model: the device-side augmentation of
+            prepared data read with `augment="device"`. Empty (the default)
+            where the pipelines deliver finished float32 tensors. Then the
+            pipelines deliver the stored bytes (uint8 frames, int16 waveform
+            or float16 spectrogram; `info["delivered"]` gives their shapes
+            and dtypes), `input_shapes` stays the shapes the encoders see,
+            and `keras_dgl.preprocessing.attach(encoders,
+            splits.preprocessing)` puts the layers in front of the encoders.
+        task: str. `"classification"` (the default), `"multilabel"` or
+            `"regression"`.
 
     Example:
 
@@ -57,6 +71,8 @@ class DatasetSplits:
     input_shapes: dict
     info: dict = dataclasses.field(default_factory=dict)
     sources: dict = dataclasses.field(default_factory=dict, repr=False)
+    preprocessing: dict = dataclasses.field(default_factory=dict, repr=False)
+    task: str = "classification"
 
     def numpy(self, split):
         """Returns one split as NumPy arrays.
@@ -73,7 +89,38 @@ class DatasetSplits:
         Returns:
             A tuple `(features, labels)`: `features` maps each modality name
             to a float32 array of shape `(n,) + input_shapes[name]`, and
-            `labels` is an int32 array of shape `(n,)`.
+            `labels` is an int32 array of shape `(n,)` (float32 `(n,
+            num_classes)` for multi-label and regression tasks).
+        """
+        source = self.unaugmented(split)
+        if isinstance(source, tuple):
+            features, labels = source
+            return (
+                {k: np.asarray(v) for k, v in features.items()},
+                np.asarray(labels),
+            )
+        return _collect(source, self.input_shapes)
+
+    def unaugmented(self, split):
+        """One split, unshuffled and un-augmented, without loading it whole.
+
+        What scoring and probes read: the same examples as `numpy(split)`,
+        in the same order, either as arrays (where the loader holds them in
+        memory) or as a `tf.data.Dataset` of `(features, label)` batches.
+        Both forms are accepted by `keras_dgl.utils.batches`.
+
+        Args:
+            split: str. One of `"train"`, `"validation"`, `"test"`.
+
+        Returns:
+            A `(features, labels)` tuple of arrays, or a `tf.data.Dataset`.
+
+        Example:
+
+        ```python
+        for x, y in keras_dgl.utils.batches(splits.unaugmented("train")):
+            ...
+        ```
         """
         if split not in _SPLITS:
             raise ValueError(
@@ -83,13 +130,8 @@ class DatasetSplits:
             raise ValueError(f"This DatasetSplits has no {split!r} split.")
         source = self.sources.get(split)
         if isinstance(source, tuple):
-            features, labels = source
-            return (
-                {k: np.asarray(v) for k, v in features.items()},
-                np.asarray(labels),
-            )
-        dataset = source() if callable(source) else getattr(self, split)
-        return _collect(dataset, self.input_shapes)
+            return source
+        return source() if callable(source) else getattr(self, split)
 
 
 def _collect(dataset, input_shapes):

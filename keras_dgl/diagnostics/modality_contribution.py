@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from keras_dgl.diagnostics._data import accuracy
-from keras_dgl.diagnostics._data import to_numpy
+from keras_dgl.utils.accuracy import accuracy
+from keras_dgl.utils.data_adapter import to_numpy
 
 MODES = ("zero", "noise")
 

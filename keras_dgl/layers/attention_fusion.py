@@ -19,7 +19,8 @@ class AttentionFusion(FusionLayer):
     unimodal prediction zeroes the other modalities' features.
 
     Args:
-        num_classes: int. Number of output classes.
+        units: int. Number of outputs (classes, labels or regression
+            targets); `num_classes=` is accepted as another name.
         embed_dim: int. Token width. Defaults to `128`.
         num_heads: int. Attention heads; must divide `embed_dim`. Defaults
             to `4`.
@@ -42,14 +43,14 @@ class AttentionFusion(FusionLayer):
 
     def __init__(
         self,
-        num_classes,
+        units=None,
         embed_dim=128,
         num_heads=4,
         num_layers=1,
         dropout=0.0,
         **kwargs,
     ):
-        super().__init__(num_classes, **kwargs)
+        super().__init__(units, **kwargs)
         if embed_dim % num_heads:
             raise ValueError(
                 f"AttentionFusion: `embed_dim` ({embed_dim}) must be divisible "
@@ -111,7 +112,7 @@ class AttentionFusion(FusionLayer):
             keras.layers.LayerNormalization, token_shape, name="final_norm"
         )
         self.classifier = self._add_dense(
-            self.num_classes, "classifier", (None, self.embed_dim)
+            self.units, "classifier", (None, self.embed_dim)
         )
 
     def fuse(self, features, training=None):

@@ -15,7 +15,8 @@ class ConcatFusion(FusionLayer):
     `f_m @ W_m + b`, where `W_m` is modality `m`'s slice of the kernel.
 
     Args:
-        num_classes: int. Number of output classes.
+        units: int. Number of outputs (classes, labels or regression
+            targets); `num_classes=` is accepted as another name.
         unimodal_head: str, `"shared"` (default) or `"separate"`. See
             `keras_dgl.layers.FusionLayer`.
         kernel_initializer: initializer of the kernel. Defaults to
@@ -40,12 +41,12 @@ class ConcatFusion(FusionLayer):
             self._slices[name] = (offset, offset + dim)
             offset += dim
         self.kernel = self.add_weight(
-            shape=(offset, self.num_classes),
+            shape=(offset, self.units),
             initializer=self._new_kernel_initializer(),
             name="kernel",
         )
         self.bias = self.add_weight(
-            shape=(self.num_classes,), initializer="zeros", name="bias"
+            shape=(self.units,), initializer="zeros", name="bias"
         )
 
     def fuse(self, features, training=None):

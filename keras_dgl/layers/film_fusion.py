@@ -18,7 +18,8 @@ class FiLMFusion(FusionLayer):
     the modulation of the projections' biases.
 
     Args:
-        num_classes: int. Number of output classes.
+        units: int. Number of outputs (classes, labels or regression
+            targets); `num_classes=` is accepted as another name.
         condition: str or `None`. The conditioning modality; `None` takes the
             first modality name in sorted order. Defaults to `None`.
         hidden_dim: int. Width of the modulated features. Defaults to `256`.
@@ -39,8 +40,8 @@ class FiLMFusion(FusionLayer):
         - [Perez et al., 2018](https://arxiv.org/abs/1709.07871)
     """
 
-    def __init__(self, num_classes, condition=None, hidden_dim=256, **kwargs):
-        super().__init__(num_classes, **kwargs)
+    def __init__(self, units=None, condition=None, hidden_dim=256, **kwargs):
+        super().__init__(units, **kwargs)
         self.condition = condition
         self.hidden_dim = hidden_dim
 
@@ -62,7 +63,7 @@ class FiLMFusion(FusionLayer):
         self.scale = self._add_dense(self.hidden_dim, "scale", cond_shape)
         self.shift = self._add_dense(self.hidden_dim, "shift", cond_shape)
         self.classifier = self._add_dense(
-            self.num_classes, "classifier", (None, self.hidden_dim)
+            self.units, "classifier", (None, self.hidden_dim)
         )
 
     def fuse(self, features, training=None):

@@ -1,6 +1,9 @@
 """Base class shared by every fusion layer."""
 
+import numbers
+
 import keras
+import numpy as np
 from keras import ops
 
 UNIMODAL_HEAD_MODES = ("shared", "separate")
@@ -8,12 +11,15 @@ UNIMODAL_HEAD_MODES = ("shared", "separate")
 
 @keras.saving.register_keras_serializable(package="keras_dgl")
 class FusionLayer(keras.layers.Layer):
-    """Base class of fusion layers: fused logits plus one prediction per modality.
+    """Base class of fusion layers: fused outputs plus one prediction per modality.
 
     A fusion layer takes a dict `{modality name: (batch, dim) features}` and
-    returns the fused class logits `(batch, num_classes)`. Called with
-    `unimodal=True` it instead returns a dict `{modality name: logits}` with
-    one prediction per modality made from that modality's features alone.
+    returns the fused outputs `(batch, units)`: class logits for
+    classification (`units` = number of classes), one logit per label for
+    multi-label tasks, or the predicted targets for regression (`units=1`
+    for one target). Called with `unimodal=True` it instead returns a dict
+    `{modality name: outputs}` with one prediction per modality made from
+    that modality's features alone.
 
     With `unimodal_head="shared"` (the published DGL setup) the unimodal
     prediction of modality `m` is the fused prediction with every other
@@ -29,40 +35,42 @@ class FusionLayer(keras.layers.Layer):
     the layer does not depend on the order of dict keys.
 
     Args:
-        num_classes: int. Number of output classes.
+        units: int. Number of outputs, at least 1. For classification this is
+            the number of classes, which may be given as `num_classes`
+            instead.
         unimodal_head: str, `"shared"` or `"separate"`. How each modality's
             own prediction is made. Defaults to `"shared"`.
         kernel_initializer: initializer for the kernels of linear maps.
             Defaults to `"glorot_uniform"` (Xavier, as in the reference).
+        num_classes: int or `None`. Another name for `units`, for
+            classification. Defaults to `None`.
         **kwargs: standard `keras.layers.Layer` arguments.
     """
 
     def __init__(
         self,
-        num_classes,
+        units=None,
         unimodal_head="shared",
         kernel_initializer="glorot_uniform",
+        num_classes=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool):
-            raise TypeError(
-                f"`num_classes` must be an int. Received: {num_classes!r}"
-            )
-        if num_classes < 2:
-            raise ValueError(
-                f"`num_classes` must be at least 2. Received: {num_classes}"
-            )
+        self.units = _check_units(units, num_classes, type(self).__name__)
         if unimodal_head not in UNIMODAL_HEAD_MODES:
             raise ValueError(
                 f"`unimodal_head` must be one of {UNIMODAL_HEAD_MODES}. "
                 f"Received: {unimodal_head!r}"
             )
-        self.num_classes = num_classes
         self.unimodal_head = unimodal_head
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.modalities = None
         self.unimodal_heads = {}
+
+    @property
+    def num_classes(self):
+        """The number of outputs, `units`, under its classification name."""
+        return self.units
 
     # Hooks for subclasses -------------------------------------------------
 
@@ -71,7 +79,7 @@ class FusionLayer(keras.layers.Layer):
         raise NotImplementedError
 
     def fuse(self, features, training=None):
-        """Fused logits from a dict of features (all modalities present)."""
+        """Fused outputs from a dict of features (all modalities present)."""
         raise NotImplementedError
 
     def shared_unimodal_logits(self, features, modality, training=None):
@@ -91,7 +99,7 @@ class FusionLayer(keras.layers.Layer):
         if self.unimodal_head == "separate":
             for name in self.modalities:
                 self.unimodal_heads[name] = self._add_dense(
-                    self.num_classes, f"{name}_unimodal_head", feature_shapes[name]
+                    self.units, f"{name}_unimodal_head", feature_shapes[name]
                 )
         self.built = True
 
@@ -163,7 +171,7 @@ class FusionLayer(keras.layers.Layer):
         config = super().get_config()
         config.update(
             {
-                "num_classes": self.num_classes,
+                "units": self.units,
                 "unimodal_head": self.unimodal_head,
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
@@ -233,3 +241,26 @@ class FusionLayer(keras.layers.Layer):
                 f"{self.modalities}; received {sorted(features)}."
             )
         return features
+
+
+def _check_units(units, num_classes, layer_name):
+    """`units` (or its other name `num_classes`) checked as an int >= 1."""
+    if units is None and num_classes is None:
+        raise TypeError(
+            f"{layer_name} needs the number of outputs: `units` (or "
+            "`num_classes` for classification)."
+        )
+    if units is not None and num_classes is not None and units != num_classes:
+        raise ValueError(
+            f"{layer_name}: `units` ({units!r}) and `num_classes` "
+            f"({num_classes!r}) name the same number; pass one of them."
+        )
+    value = units if units is not None else num_classes
+    name = "`units`" if units is not None else "`num_classes`"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{layer_name}: {name} must be an int. Received: {value!r}")
+    if value < 1:
+        raise ValueError(
+            f"{layer_name}: {name} must be at least 1. Received: {value}"
+        )
+    return int(value)

@@ -20,7 +20,8 @@ class GatedFusion(FusionLayer):
     other modalities' features.
 
     Args:
-        num_classes: int. Number of output classes.
+        units: int. Number of outputs (classes, labels or regression
+            targets); `num_classes=` is accepted as another name.
         hidden_dim: int. Width of the projected, gated features. Defaults to
             `256`.
         unimodal_head: str, `"shared"` (default) or `"separate"`. See
@@ -37,8 +38,8 @@ class GatedFusion(FusionLayer):
     ```
     """
 
-    def __init__(self, num_classes, hidden_dim=256, **kwargs):
-        super().__init__(num_classes, **kwargs)
+    def __init__(self, units=None, hidden_dim=256, **kwargs):
+        super().__init__(units, **kwargs)
         self.hidden_dim = hidden_dim
 
     def build_fusion(self, feature_shapes):
@@ -53,7 +54,7 @@ class GatedFusion(FusionLayer):
                 self.hidden_dim, f"{name}_gate", (None, total_dim)
             )
         self.classifier = self._add_dense(
-            self.num_classes, "classifier", (None, self.hidden_dim)
+            self.units, "classifier", (None, self.hidden_dim)
         )
 
     def fuse(self, features, training=None):

@@ -15,7 +15,8 @@ class SumFusion(FusionLayer):
     would add their biases as a constant offset).
 
     Args:
-        num_classes: int. Number of output classes.
+        units: int. Number of outputs (classes, labels or regression
+            targets); `num_classes=` is accepted as another name.
         unimodal_head: str, `"shared"` (default) or `"separate"`. See
             `keras_dgl.layers.FusionLayer`.
         kernel_initializer: initializer of the kernels. Defaults to
@@ -34,7 +35,7 @@ class SumFusion(FusionLayer):
         self.classifiers = {}
         for name in self.modalities:
             self.classifiers[name] = self._add_dense(
-                self.num_classes, f"{name}_classifier", feature_shapes[name]
+                self.units, f"{name}_classifier", feature_shapes[name]
             )
 
     def fuse(self, features, training=None):

@@ -1,17 +1,19 @@
 """The DGL model: modality encoders plus a fusion layer, one objective per method."""
 
+import math
+import numbers
+import re
+
 import keras
+import numpy as np
 from keras import ops
 
 from keras_dgl import backend as dgl_backend
 from keras_dgl.layers.fusion_layer import FusionLayer
-from keras_dgl.models import gradient_modulation
+from keras_dgl.models import _validation
+from keras_dgl.models import methods as dgl_methods
 
-METHODS = ("dgl", "joint", "joint_aux", "ogm", "ogm_ge", "gblend")
-# Methods whose encoders learn from the multimodal loss alone, as in "joint".
-JOINT_LIKE_METHODS = ("joint", "ogm", "ogm_ge")
-# Methods whose encoders' gradients are edited inside the training step.
-MODULATED_METHODS = ("ogm", "ogm_ge")
+METHODS = dgl_methods.METHODS
 # Log names that a modality name would collide with.
 RESERVED_NAMES = ("fused", "multimodal", "loss")
 
@@ -23,44 +25,24 @@ class DGLModel(keras.Model):
     One encoder per modality maps that modality's input to a feature vector;
     a fusion layer (`keras_dgl.layers`) maps the features to fused class
     logits and, per modality, to a unimodal prediction. `method` chooses
-    which gradient reaches which parameters:
+    the objective and training step; each is a class in
+    `keras_dgl.models.methods` that documents it (options, published
+    defaults, departures from the reference code, paper):
 
     - `"dgl"`: each encoder is trained only by `alpha * CE(unimodal_m, y)`,
       its own unimodal loss (the fusion weights used for that prediction are
       frozen in it); the fusion layer is trained only by the multimodal loss
       `CE(fused, y)`, computed on stop-gradient features. One backward pass
       of the sum gives each parameter exactly one of the two gradients.
-    - `"joint"`: the ordinary baseline. The multimodal loss trains
-      everything; the unimodal predictions are computed on stop-gradient
-      features for monitoring only (separate unimodal heads, if any, are
-      then trained as linear probes on those detached features).
-    - `"joint_aux"`: multimodal loss plus `alpha` times the unimodal losses,
-      with no stop-gradient: the ablation showing that the disentangling,
-      not the extra loss, is what matters.
-    - `"ogm"` and `"ogm_ge"`: On-the-fly Gradient Modulation (Peng et al.,
-      2022), a baseline. The objective is that of `"joint"`, but in each
-      training step the encoder gradients are edited before the optimizer
-      applies them: with `s_m` the batch sum of modality `m`'s softmax
-      probability of the true class (from its unimodal prediction) and
-      `rho_m = s_m / mean(s_n, n != m)`, the gradients of encoder `m` are
-      multiplied by `k_m = 1 - tanh(ogm_alpha * rho_m)` when `rho_m > 1`
-      (Eq. 10 of the paper; `k_m = 1` otherwise), slowing the leading
-      modality. `"ogm_ge"` adds the generalization enhancement: Gaussian
-      noise with, per variable, the standard deviation of that variable's
-      unmodulated gradient, on every encoder. Unlike the reference code,
-      every encoder variable is modulated (not only convolution kernels), the
-      unimodal logits keep the full fusion bias (not half of it), and
-      modulation is applied at every step (the reference stops after epoch
-      50 of 100). A custom training step per backend
-      (`keras_dgl.backend.train_step`) does this, since the noise needs the
-      gradient itself. With Adam-type optimizers a constant `k_m` barely
-      matters (they are invariant to a gradient's scale); the paper uses SGD.
-    - `"gblend"`: Gradient-Blending (Wang et al., 2020), a baseline. The
-      objective of `"joint_aux"` with one weight per term:
-      `fused_weight * CE(fused, y) + sum_m alpha[m] * CE(unimodal_m, y)`,
-      where the weights come from `keras_dgl.gblend_weights`, which
-      estimates them from each term's overfitting-to-generalization ratio on
-      a validation split.
+    - `"joint"`: the multimodal loss trains everything (unimodal
+      predictions on detached features, for monitoring).
+    - `"joint_aux"`: multimodal loss plus `alpha` times the unimodal
+      losses, nothing detached (the ablation of DGL).
+    - baselines: `"ogm"`, `"ogm_ge"` (Peng et al., 2022), `"gblend"`
+      (Wang et al., 2020), `"mmpareto"` (Wei and Hu, 2024), `"agm"` (Li et
+      al., 2023), `"inforeg"` (Huang et al., 2025), `"pmr"` (Fan et al.,
+      2023), `"mla"` (Zhang et al., 2024) and `"reconboost"` (Hua et al.,
+      2024).
 
     What `alpha` does depends on the optimizer. Under `"dgl"` the encoders
     see only the unimodal term, so with plain SGD `alpha` multiplies the
@@ -71,13 +53,30 @@ class DGLModel(keras.Model):
     it clips their joint norm; `clipnorm` clips per variable.
 
     `model(x)` returns a dict `{"fused": logits, "unimodal": {name: logits}}`
-    with float32 logits. `model.predict(x)` returns the fused logits only;
+    with float32 logits (`"pmr"` adds `"prototype": {name: logits}`).
+    `model.predict(x)` returns the fused logits only;
     `model.predict_modalities(x)` returns every prediction. `compile()` uses
     sparse categorical cross-entropy on logits when it gets no `loss`; a
     given `loss` is used for every term. Compiled metrics apply to the fused
     logits. Logs: `loss` (the total objective), `multimodal_loss`, one
     `<name>_loss` (unweighted) and one `<name>_accuracy` per modality, and
     the compiled metrics; with `val_` prefixes on validation data.
+
+    Data is checked before any step runs (`fit`, `evaluate`, `predict`, the
+    `*_on_batch` calls), each error naming the array and what to do: input
+    keys; each modality's per-example shape against the built encoders;
+    equal numbers of examples, at least one; numeric dtypes; labels that
+    suit the loss (integer class ids in `[0, num_classes)` for sparse
+    cross-entropy, rows of `num_classes` summing to 1 for categorical
+    cross-entropy); finite labels and sample weights, one non-negative
+    weight per example; finite input values (NumPy inputs, not in the
+    `*_on_batch` calls). `tf.data` datasets are checked from their element
+    spec (keys, shapes, dtypes, label rank), not their values: checking
+    every batch's values cost 15-65% of a small model's step time
+    (`benchmarks/input_checks.py`). Generators and `PyDataset`s are checked
+    only inside the step. On JAX, if a call fails inside its first step
+    anyway, the variables Keras detached for it are put back
+    (`keras_dgl.backend.state_kept_on_error`).
 
     Args:
         encoders: dict mapping each modality name to a Keras layer or model
@@ -86,13 +85,17 @@ class DGLModel(keras.Model):
         fusion: a `keras_dgl.layers.FusionLayer` (e.g. `ConcatFusion`).
         alpha: float, or dict mapping every modality name to a float. Weight
             of each unimodal loss; must be non-negative. Defaults to `1.0`.
-        method: str, one of `"dgl"`, `"joint"`, `"joint_aux"`, `"ogm"`,
-            `"ogm_ge"`, `"gblend"`. Defaults to `"dgl"`.
+        method: str, one of `keras_dgl.models.methods.METHODS`. Defaults to
+            `"dgl"`.
         fused_weight: float. Weight of the multimodal loss term; must be
             non-negative. Meant for `"gblend"`. Defaults to `1.0`.
         ogm_alpha: float. Modulation strength of `"ogm"` / `"ogm_ge"` (the
             paper's alpha). Defaults to `0.1`, the reference code's default;
             its authors recommend 0.1 for VGGSound and 0.8 for CREMA-D.
+        method_options: dict or `None`. Options of the method (see its class
+            in `keras_dgl.models.methods`, e.g. `{"gamma": 1.5}` for
+            `"mmpareto"`); unset ones take the published defaults.
+            Defaults to `None`.
         **kwargs: standard `keras.Model` arguments (e.g. `name`).
 
     Example:
@@ -127,6 +130,7 @@ class DGLModel(keras.Model):
         method="dgl",
         fused_weight=1.0,
         ogm_alpha=0.1,
+        method_options=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -138,22 +142,18 @@ class DGLModel(keras.Model):
                 "both the fused and the per-modality predictions. Received: "
                 f"{type(fusion).__name__}"
             )
-        if method not in METHODS:
-            raise ValueError(
-                f"Unknown `method` {method!r}. Expected one of {METHODS}."
-            )
+        method_class = dgl_methods.get(method)
         self.encoders = {name: encoders[name] for name in self.modality_names}
         self.fusion = fusion
         self.method = method
-        self.alpha = alpha
         self._alphas = _check_alpha(alpha, self.modality_names)
+        # Plain floats, so that NumPy scalars serialize.
+        self.alpha = dict(self._alphas) if isinstance(alpha, dict) else float(alpha)
         self.fused_weight = _check_non_negative("fused_weight", fused_weight)
         self.ogm_alpha = _check_non_negative("ogm_alpha", ogm_alpha)
-        # OGM-GE's gradient noise; created only for that method, so other
-        # models keep exactly their variables.
-        self._noise_seed = (
-            keras.random.SeedGenerator() if method == "ogm_ge" else None
-        )
+        self.method_options = method_options
+        # Validates the options; a stateful method attaches its state here.
+        self._method = method_class(self, method_options)
         self._term_loss = None
         self._term_trackers = {
             "multimodal_loss": keras.metrics.Mean(name="multimodal_loss")
@@ -173,65 +173,40 @@ class DGLModel(keras.Model):
         # Tracing call() symbolically builds every sublayer (the unimodal
         # heads included) and validates the encoders' outputs; KerasTuner and
         # load_model rely on this.
-        symbolic = {
-            name: keras.KerasTensor(tuple(shape)) for name, shape in shapes.items()
-        }
         feature_shapes = {}
         for name in self.modality_names:
-            feature = self.encoders[name](symbolic[name])
+            feature = self.encoders[name](keras.KerasTensor(tuple(shapes[name])))
             feature_shapes[name] = self._check_feature_shape(name, feature.shape)
         symbolic_features = {
             name: keras.KerasTensor(shape) for name, shape in feature_shapes.items()
         }
         self.fusion(symbolic_features)
         self.fusion(symbolic_features, unimodal=True)
+        # What later data is checked against (`_check_example_shape`).
+        self._built_example_shapes = {
+            name: tuple(shapes[name])[1:] for name in self.modality_names
+        }
+        self._feature_dims = {
+            name: shape[-1] for name, shape in feature_shapes.items()
+        }
+        self._accepted_example_shapes = set()
+        self._method.build(self, feature_shapes)
         self.built = True
 
     # Forward pass ----------------------------------------------------------
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, return_extras=False):
+        outputs, extras = self._forward(inputs, training, extras=return_extras)
+        return (outputs, extras) if return_extras else outputs
+
+    def _forward(self, inputs, training, extras=False):
         inputs = self._check_input_keys(inputs, "inputs")
         features = {}
         for name in self.modality_names:
             feature = self.encoders[name](inputs[name], training=training)
             self._check_feature_shape(name, feature.shape)
             features[name] = feature
-        detached = {name: ops.stop_gradient(f) for name, f in features.items()}
-        if self.method == "dgl":
-            fused = self.fusion(detached, training=training)
-            unimodal = self._unimodal_through_frozen_fusion(features, training)
-        elif self.method in JOINT_LIKE_METHODS:
-            fused = self.fusion(features, training=training)
-            unimodal = self._unimodal_through_frozen_fusion(detached, training)
-        else:  # joint_aux, gblend
-            fused = self.fusion(features, training=training)
-            unimodal = self.fusion(features, unimodal=True, training=training)
-        return {
-            "fused": ops.cast(fused, "float32"),
-            "unimodal": {
-                name: ops.cast(unimodal[name], "float32")
-                for name in self.modality_names
-            },
-        }
-
-    def _unimodal_through_frozen_fusion(self, features, training):
-        """Unimodal predictions whose gradient cannot reach the fusion weights.
-
-        The weights on the fused path are swapped for stop-gradient copies of
-        their current values (a StatelessScope), so the unimodal losses reach
-        the encoders through them without training them. Separate unimodal
-        heads stay live. This works for any fusion layer, sublayers included.
-        """
-        frozen = {id(v) for v in self.fusion.fused_path_variables()}
-        mapping = [
-            (v, ops.stop_gradient(v.value) if id(v) in frozen else v.value)
-            for v in self.fusion.trainable_variables
-        ]
-        # Non-trainable state must be mapped too: on JAX an unmapped variable
-        # would be read as a constant captured at trace time.
-        mapping += [(v, v.value) for v in self.fusion.non_trainable_variables]
-        with keras.StatelessScope(state_mapping=mapping):
-            return self.fusion(features, unimodal=True, training=training)
+        return self._method.forward(self, features, training, extras=extras)
 
     # Objective -------------------------------------------------------------
 
@@ -253,46 +228,99 @@ class DGLModel(keras.Model):
         # stock per-output CompileLoss would expect one loss per output.
         self._compile_loss = None
 
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config and isinstance(config.get("optimizer"), dict):
+            config["optimizer"] = _backend_neutral(config["optimizer"])
+        return config
+
     def compile_from_config(self, config):
+        if isinstance(config.get("optimizer"), dict):
+            # Files saved before optimizers were stored backend-neutrally.
+            config = dict(config, optimizer=_backend_neutral(config["optimizer"]))
         config = keras.saving.deserialize_keras_object(config)
         self.compile(**config)
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
-    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
-        self._check_data(x, y)
-        if isinstance(validation_data, (tuple, list)):
-            self._check_data(*validation_data[:2])
-        elif validation_data is not None:
-            self._check_data(validation_data)
-        return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        epochs=1,
+        verbose="auto",
+        callbacks=None,
+        validation_split=0.0,
+        validation_data=None,
+        shuffle=True,
+        class_weight=None,
+        sample_weight=None,
+        initial_epoch=0,
+        steps_per_epoch=None,
+        validation_steps=None,
+        validation_batch_size=None,
+        validation_freq=1,
+    ):
+        """Trains the model; see `keras.Model.fit`.
 
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        self._check_data(x, y)
-        return super().evaluate(x, y, *args, **kwargs)
+        The data (and `validation_data`) are checked before the first step;
+        see `DGLModel` for what is checked.
+        """
+        self._check_data("fit", x, y, sample_weight)
+        if isinstance(validation_data, (tuple, list)):
+            self._check_data("fit", *validation_data[:3], what="validation_data")
+        elif validation_data is not None:
+            self._check_data("fit", validation_data, what="validation_data")
+        # Stateful methods keep their epoch hooks in a callback.
+        callbacks = list(callbacks or []) + self._method.fit_callbacks(self)
+        with dgl_backend.state_kept_on_error(self, _input_shapes(x)):
+            return super().fit(
+                x,
+                y,
+                batch_size=batch_size,
+                epochs=epochs,
+                verbose=verbose,
+                callbacks=callbacks,
+                validation_split=validation_split,
+                validation_data=validation_data,
+                shuffle=shuffle,
+                class_weight=class_weight,
+                sample_weight=sample_weight,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps_per_epoch,
+                validation_steps=validation_steps,
+                validation_batch_size=validation_batch_size,
+                validation_freq=validation_freq,
+            )
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto",
+                 sample_weight=None, **kwargs):
+        """Scores the model; see `keras.Model.evaluate`. Checks the data first."""
+        self._check_data("evaluate", x, y, sample_weight)
+        with dgl_backend.state_kept_on_error(self, _input_shapes(x)):
+            return super().evaluate(
+                x, y, batch_size=batch_size, verbose=verbose,
+                sample_weight=sample_weight, **kwargs
+            )
+
+    def train_on_batch(self, x, y=None, sample_weight=None, **kwargs):
+        # Per step: shapes, dtypes and labels only (inputs can be large).
+        self._check_data("train_on_batch", x, y, sample_weight, inputs=False)
+        return super().train_on_batch(x, y, sample_weight=sample_weight, **kwargs)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, **kwargs):
+        self._check_data("test_on_batch", x, y, sample_weight, inputs=False)
+        return super().test_on_batch(x, y, sample_weight=sample_weight, **kwargs)
 
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
         y = self._check_labels(y, y_pred["fused"])
-        total = self._term(y, y_pred["fused"], sample_weight)
-        if self.fused_weight != 1.0:
-            total = ops.multiply(self.fused_weight, total)
-        if self._trains_unimodal_terms():
-            for name in self.modality_names:
-                weight = self._alphas[name]
-                if weight:
-                    term = self._term(y, y_pred["unimodal"][name], sample_weight)
-                    total = ops.add(total, ops.multiply(weight, term))
+        total = self._method.loss(self, y, y_pred, sample_weight, training)
         for extra in self.losses:
             total = ops.add(total, ops.cast(ops.sum(extra), total.dtype))
         return total
-
-    def _trains_unimodal_terms(self):
-        if self.method in JOINT_LIKE_METHODS:
-            # Under joint training only separate heads (as probes) learn from them.
-            return self.fusion.unimodal_head == "separate"
-        return True
 
     def _term(self, y, logits, sample_weight):
         if self._term_loss is None:
@@ -300,30 +328,13 @@ class DGLModel(keras.Model):
         return ops.cast(self._term_loss(y, logits, sample_weight), "float32")
 
     def train_step(self, *args):
-        if self.method in MODULATED_METHODS:
-            # OGM-GE's noise is scaled by each variable's gradient, which only
-            # a training step sees; the step is a thin per-backend adapter.
-            return dgl_backend.train_step(self, self._modulate_gradients, *args)
-        if dgl_backend.needs_ordered_step():
-            # The stock TensorFlow step can apply an update before a
-            # stop-gradient read of the same weight has been consumed.
-            return dgl_backend.train_step(self, None, *args)
+        # The stock TensorFlow step can apply an update before a stop-gradient
+        # read of the same weight has been consumed; methods that edit the
+        # gradients need their own step on every backend. Both are thin
+        # per-backend adapters around the method's step plan.
+        if self._method.own_step or dgl_backend.needs_ordered_step():
+            return dgl_backend.method_train_step(self, self._method, *args)
         return super().train_step(*args)
-
-    def _modulate_gradients(self, gradients, y, y_pred):
-        """OGM(-GE) edit of a step's gradients (aligned with trainable_variables)."""
-        coefficients, _ = gradient_modulation.ogm_coefficients(
-            y_pred["unimodal"], y, self.ogm_alpha
-        )
-        owner = {
-            id(v): name
-            for name in self.modality_names
-            for v in self.encoders[name].trainable_variables
-        }
-        owners = [owner.get(id(v)) for v in self.trainable_variables]
-        return gradient_modulation.modulate_gradients(
-            gradients, owners, coefficients, noise_seed=self._noise_seed
-        )
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         fused = y_pred["fused"]
@@ -354,13 +365,13 @@ class DGLModel(keras.Model):
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Fused logits, `(num_examples, num_classes)`; see `keras.Model.predict`."""
-        self._check_data(x)
-        outputs = super().predict(
-            x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks
-        )
-        return outputs["fused"]
+        return self._predict(
+            "predict", x, batch_size=batch_size, verbose=verbose, steps=steps,
+            callbacks=callbacks,
+        )["fused"]
 
     def predict_on_batch(self, x):
+        self._check_data("predict_on_batch", x, inputs=False)
         return super().predict_on_batch(x)["fused"]
 
     def predict_modalities(self, x, **kwargs):
@@ -370,9 +381,13 @@ class DGLModel(keras.Model):
         are the fusion layer's unimodal predictions (the other modalities
         zeroed, or the separate heads).
         """
-        self._check_data(x)
-        outputs = super().predict(x, **kwargs)
+        outputs = self._predict("predict_modalities", x, **kwargs)
         return {"fused": outputs["fused"], **outputs["unimodal"]}
+
+    def _predict(self, call, x, **kwargs):
+        self._check_data(call, x)
+        with dgl_backend.state_kept_on_error(self, _input_shapes(x)):
+            return super().predict(x, **kwargs)
 
     # Serialization -----------------------------------------------------------
 
@@ -389,6 +404,7 @@ class DGLModel(keras.Model):
                 "method": self.method,
                 "fused_weight": self.fused_weight,
                 "ogm_alpha": self.ogm_alpha,
+                "method_options": self.method_options,
             }
         )
         return config
@@ -431,24 +447,14 @@ class DGLModel(keras.Model):
         return shape
 
     def _check_labels(self, y, fused):
+        """Label shape checks inside a step (shapes may be symbolic there)."""
         if y is None:
             raise ValueError("DGLModel needs labels `y` to compute its losses.")
-        self._check_label_shape(tuple(y.shape), fused.shape[0])
-        return y
-
-    def _check_label_shape(self, y_shape, batch_size=None):
-        sparse = isinstance(
-            self._term_loss, keras.losses.SparseCategoricalCrossentropy
-        )
-        if sparse and not (
-            len(y_shape) == 1 or (len(y_shape) == 2 and y_shape[1] == 1)
-        ):
-            raise ValueError(
-                "Labels must be integer class ids of shape (batch,) or "
-                f"(batch, 1); received labels of shape {y_shape}. For one-hot "
-                "labels compile with loss='categorical_crossentropy' and "
-                "from_logits=True."
-            )
+        y_shape = tuple(y.shape)
+        labels = self._label_spec()
+        if labels is not None:
+            _validation.check_label_shape("compute_loss", y_shape, labels)
+        batch_size = fused.shape[0]
         if y_shape and None not in (y_shape[0], batch_size) and (
             y_shape[0] != batch_size
         ):
@@ -456,27 +462,80 @@ class DGLModel(keras.Model):
                 f"Labels have batch size {y_shape[0]} but the inputs have "
                 f"{batch_size} (labels shape {y_shape})."
             )
+        return y
 
-    def _check_data(self, x, y=None):
-        """Checks input keys and label shapes before any step runs.
+    def _label_spec(self):
+        """`(label kind, outputs)` for the compiled loss, or `None` uncompiled."""
+        if self._term_loss is None:
+            return None
+        return (_validation.label_kind(self._term_loss), self.fusion.num_classes)
+
+    def _check_data(self, call, x, y=None, sample_weight=None, what=None,
+                    inputs=True):
+        """Checks a call's data before any step runs (see `_validation`).
 
         On JAX an error raised inside the first compiled step leaves the
-        model's variables purged (Keras frees them during training), so bad
-        data is caught here where its form allows it cheaply: dicts of arrays
-        and `tf.data` datasets (from their element spec). Other forms are
-        checked inside the step.
+        model's variables freed, so bad data is caught here where its form
+        allows it cheaply: dicts of arrays or tensors and `tf.data` datasets
+        (from their element spec). Other forms are checked inside the step.
         """
         spec = getattr(x, "element_spec", None)
-        if spec is not None:
-            if isinstance(spec, tuple):
-                x, y = spec[0], (spec[1] if len(spec) > 1 else None)
-            else:
-                x, y = spec, None
-        if not isinstance(x, dict):
-            return
-        self._check_input_keys(x, "inputs")
-        if y is not None and self._term_loss is not None:
-            self._check_label_shape(tuple(getattr(y, "shape", ())) or (None,))
+        inputs_form = x if spec is None else (
+            spec[0] if isinstance(spec, tuple) else spec
+        )
+        if isinstance(inputs_form, dict) or hasattr(inputs_form, "shape"):
+            # Generators and PyDatasets are checked inside the step.
+            self._check_input_keys(inputs_form, what or "inputs")
+        _validation.check_data(
+            call,
+            x,
+            y,
+            sample_weight,
+            names=self.modality_names,
+            trace=self._check_example_shape if self.built else None,
+            labels=self._label_spec(),
+            input_values=inputs,
+        )
+
+    def _check_example_shape(self, name, example_shape, dtype):
+        """Why the built encoder of `name` cannot take this example shape.
+
+        Returns `None` if it can, else `(built example shape, reason)`. The
+        shape the model was built for always passes. Another shape is traced
+        through the encoder symbolically and, when fully known, run on one
+        zero example (symbolic shape inference lets some mismatches through,
+        e.g. a width of 1 where a `Dense` kernel expects more), so shapes the
+        encoder takes by design (any clip length before global pooling)
+        pass. The features must keep the width the fusion layer was built for.
+        Accepted shapes are remembered.
+        """
+        example_shape = tuple(example_shape)
+        built = self._built_example_shapes[name]
+        if _same_shape(example_shape, built) or (
+            (name, example_shape) in self._accepted_example_shapes
+        ):
+            return None
+        try:
+            dtype = keras.backend.standardize_dtype(dtype)
+        except (TypeError, ValueError):
+            dtype = "float32"
+        encoder = self.encoders[name]
+        try:
+            shape = tuple(
+                encoder(keras.KerasTensor((None,) + example_shape, dtype=dtype)).shape
+            )
+            if None not in example_shape:
+                zeros = ops.zeros((1,) + example_shape, dtype=dtype)
+                shape = (None,) + tuple(encoder(zeros, training=False).shape)[1:]
+        except Exception as error:  # Keras raises several types for this.
+            return built, _first_line(error)
+        if len(shape) != 2 or shape[-1] != self._feature_dims[name]:
+            return built, (
+                f"its features would have shape {shape}, not (batch, "
+                f"{self._feature_dims[name]})"
+            )
+        self._accepted_example_shapes.add((name, example_shape))
+        return None
 
     # Fusion refit --------------------------------------------------------------
 
@@ -567,12 +626,17 @@ def _check_encoders(encoders):
     return sorted(encoders)
 
 
-def _check_non_negative(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"`{name}` must be a number. Received: {value!r}")
+def _check_non_negative(name, value, where=None):
+    """A finite, non-negative number (NumPy scalars included) as a float."""
+    where = where or f"`{name}`"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where} must be a number. Received: {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{where} must be a finite number. Received: {value}")
     if value < 0:
-        raise ValueError(f"`{name}` must be non-negative. Received: {value}")
-    return float(value)
+        raise ValueError(f"{where} must be non-negative. Received: {value}")
+    return value
 
 
 def _check_alpha(alpha, modality_names):
@@ -592,15 +656,64 @@ def _check_alpha(alpha, modality_names):
         alphas = dict(alpha)
     else:
         alphas = {name: alpha for name in modality_names}
-    for name, value in alphas.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(
-                f"`alpha` for modality '{name}' must be a number. "
-                f"Received: {value!r}"
-            )
-        if value < 0:
-            raise ValueError(
-                f"`alpha` for modality '{name}' must be non-negative. "
-                f"Received: {value}"
-            )
-    return {name: float(value) for name, value in alphas.items()}
+    return {
+        name: _check_non_negative(
+            "alpha", value, where=f"`alpha` for modality '{name}'"
+        )
+        for name, value in alphas.items()
+    }
+
+
+def _same_shape(shape, other):
+    """Equal rank and equal dims wherever both are known."""
+    return len(shape) == len(other) and all(
+        a is None or b is None or a == b for a, b in zip(shape, other)
+    )
+
+
+def _input_shapes(x):
+    """Input shapes `{modality: (None, ...)}` of a dict of arrays or a dataset."""
+    spec = getattr(x, "element_spec", None)
+    if spec is not None:
+        x = spec[0] if isinstance(spec, tuple) else spec
+    if not isinstance(x, dict):
+        return None
+    shapes = {}
+    for name, value in x.items():
+        shape = getattr(value, "shape", None)
+        if shape is None or getattr(shape, "rank", 0) is None:
+            return None
+        shapes[name] = (None,) + tuple(shape)[1:]
+    return shapes
+
+
+# Keras modules of backend-specific subclasses of its public optimizers.
+_BACKEND_MODULE = re.compile(r"^keras\.src\.backend\.")
+
+
+def _backend_neutral(optimizer_config):
+    """An optimizer's serialized config that loads under every backend.
+
+    On the torch backend `keras.optimizers.Adam(...)` is an instance of a
+    torch-specific subclass, and Keras stores that subclass' module, which
+    imports torch. The public class of the same name rebuilds the same
+    optimizer (and its variables) on any backend.
+    """
+    module = optimizer_config.get("module")
+    if isinstance(module, str) and _BACKEND_MODULE.match(module):
+        public = getattr(keras.optimizers, optimizer_config.get("class_name", ""), None)
+        if public is not None:
+            return dict(optimizer_config, module="keras.optimizers")
+    return optimizer_config
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _first_line(error):
+    """The informative line of a (possibly multi-line) Keras error."""
+    for line in _ANSI.sub("", str(error)).splitlines():
+        line = line.strip()
+        if line and not line.startswith(("Exception encountered", "Arguments received")):
+            return line
+    return type(error).__name__
