@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 
-from keras_dgl.diagnostics._data import class_ids
-from keras_dgl.diagnostics._data import to_numpy
+from keras_dgl.utils.accuracy import class_ids
+from keras_dgl.utils.data_adapter import to_numpy
 
 # Subsets are enumerated exactly up to this many modalities (2**8 passes).
 MAX_EXACT_MODALITIES = 8
