@@ -322,6 +322,16 @@ class DGLModel(keras.Model):
             total = ops.add(total, ops.cast(ops.sum(extra), total.dtype))
         return total
 
+    def term_loss(self, y, logits, sample_weight=None):
+        """The compiled, unweighted loss of one prediction, as float32.
+
+        Every term of the objective uses it (what `multimodal_loss` and
+        `<name>_loss` log); diagnostics and the fusion refit score with it.
+        Raises `RuntimeError` before `compile()`. Example:
+        `model.term_loss(y, model(x, training=False)["fused"])`.
+        """
+        return self._term(y, logits, sample_weight)
+
     def _term(self, y, logits, sample_weight):
         if self._term_loss is None:
             raise RuntimeError("Call `compile()` before training the model.")
