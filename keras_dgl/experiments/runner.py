@@ -8,6 +8,7 @@ modalities.json              # the data's modalities (names the baselines)
 runs/<run>/result.json       # written when a run has finished (skip marker)
 runs/<run>/history.json      # every epoch's logs
 runs/<run>/best.json, best.weights.h5   # best validation epoch so far
+runs/<run>/best_per_modality/   # dgl: each encoder's best epoch (dgl_recipe)
 runs/<run>/backup/           # the training state after the last epoch
 runs/<run>/gblend.json       # gblend runs: the estimated loss weights
 tensorboard/<run>/           # keras.callbacks.TensorBoard logs
@@ -36,6 +37,7 @@ from keras_dgl.experiments import plots
 from keras_dgl.experiments import store
 from keras_dgl.experiments.config import ExperimentError
 from keras_dgl.experiments.config import Run
+from keras_dgl.experiments.dgl_recipe import DGLRecipe
 from keras_dgl.experiments.factories import build_model
 from keras_dgl.experiments.factories import load_splits
 from keras_dgl.experiments.factories import lr_schedule
@@ -212,8 +214,10 @@ def _train_run(config, run, splits, out, verbose, extra_callbacks, log, counter)
     keras.utils.set_random_seed(run.seed)
     model, encoders = build_model(config, run, splits, **overrides)
     recorder = _RunRecorder(run_dir)
+    dgl_recipe = DGLRecipe(config, run, run_dir)
     own = [
         recorder,
+        *dgl_recipe.callbacks(),
         keras.callbacks.TensorBoard(tensorboard_dir, write_graph=False),
         # Last of ours: an epoch counts as completed only once recorded.
         keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
@@ -241,7 +245,8 @@ def _train_run(config, run, splits, out, verbose, extra_callbacks, log, counter)
     seconds = time.time() - started
     if recorder.best is None:
         raise ExperimentError(f"{run.name}: no epoch was recorded")
-    model.load_weights(recorder.weights_path)
+    chosen = dgl_recipe.choose_weights(model, recorder.weights_path, log, counter)
+    extra_record.update(chosen)
 
     history = _history_lists(recorder.history)
     scores = score_run(model, encoders, run, splits, config, log, counter)

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-UNIMODAL_HEAD_MODES = ("shared", "separate")
+from keras_dgl.registry import UNIMODAL_HEADS
 
 
 @keras.saving.register_keras_serializable(package="keras_dgl")
@@ -57,9 +57,9 @@ class FusionLayer(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.units = _check_units(units, num_classes, type(self).__name__)
-        if unimodal_head not in UNIMODAL_HEAD_MODES:
+        if unimodal_head not in UNIMODAL_HEADS:
             raise ValueError(
-                f"`unimodal_head` must be one of {UNIMODAL_HEAD_MODES}. "
+                f"`unimodal_head` must be one of {tuple(UNIMODAL_HEADS)}. "
                 f"Received: {unimodal_head!r}"
             )
         self.unimodal_head = unimodal_head
