@@ -162,8 +162,8 @@ def _footnotes(results, rows):
     config = results["config"]
     lines = [
         "fused: the model's prediction; <modality>: its prediction from that "
-        "modality alone (multimodal models: the fusion weights with the other "
-        "modalities zeroed);",
+        "modality alone (multimodal models with a shared head: the fusion "
+        "weights with the other modalities zeroed);",
         "probe <modality>: logistic regression on the frozen encoder's "
         "features (fitted on the training split). Each run's epoch is chosen "
         "on validation accuracy.",
