@@ -135,6 +135,8 @@ def _positive_float(text):
 
 
 def _methods(text):
+    if text.strip() == "all":
+        return tuple(registry.METHODS)
     methods = [m.strip() for m in text.split(",") if m.strip()]
     unknown = [m for m in methods if m not in registry.METHODS]
     if unknown or not methods:
@@ -231,7 +233,7 @@ def build_parser():
                             "Acts as an encoder learning-rate factor with SGD; "
                             "no effect on DGL with Adam")
     train.add_argument("--methods", type=_methods, default=DEFAULT_METHODS,
-                       help=f"comma list of {', '.join(registry.METHODS)} (default: "
+                       help=f"comma list of {', '.join(registry.METHODS)}, or all (default: "
                             f"{','.join(DEFAULT_METHODS)}; see 'methods' below)")
     train.add_argument("--ogm-alpha", type=_non_negative_float, default=0.1,
                        help="modulation strength of ogm and ogm_ge (default: "

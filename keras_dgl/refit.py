@@ -132,6 +132,11 @@ def refit_fusion(
             "refit_fusion needs a keras_dgl.DGLModel (with `encoders` and "
             f"`fusion`). Received: {type(model).__name__}"
         )
+    if not getattr(model, "fused_by_fusion_layer", True):
+        raise ValueError(
+            f"Method {model.method!r} fuses the unimodal predictions, not with "
+            "the fusion layer, so there is no fused path to refit."
+        )
     if optimizer is not None and optimizer is getattr(model, "optimizer", None):
         raise ValueError(
             "Pass a new optimizer to refit_fusion, not the model's own: the "

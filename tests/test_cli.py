@@ -100,10 +100,10 @@ def test_table_has_refit_gain_and_diagnostics(synthetic_run):
     assert [line.split()[0] for line in lines[start + 2:start + 4]] == ["dgl", "joint"]
     start = lines.index("Modality diagnostics, mean ± std over splits")
     assert lines[start + 1].split() == [
-        "method", "drop", "strong", "drop", "weak", "grad", "ratio", "strong",
-        "grad", "ratio", "weak"]
+        "method", "drop", "strong", "drop", "weak", "shapley", "strong",
+        "shapley", "weak", "grad", "ratio", "strong", "grad", "ratio", "weak"]
     for line, method in zip(lines[start + 2:start + 4], ("dgl", "joint")):
-        assert line.split()[0] == method and line.count("±") == 4
+        assert line.split()[0] == method and line.count("±") == 6
 
 
 def test_json_and_csv_hold_one_record_per_run(synthetic_run):
@@ -145,6 +145,8 @@ def test_json_and_csv_hold_one_record_per_run(synthetic_run):
         joint["refit"]["test_accuracy"]["fused"], abs=1e-4)
     assert float(row["drop_strong"]) == pytest.approx(
         joint["contribution"]["drop"]["strong"], abs=1e-4)
+    assert float(row["shapley_weak"]) == pytest.approx(
+        joint["contribution"]["shapley"]["weak"], abs=1e-4)
     assert float(row["grad_ratio_weak"]) == pytest.approx(
         joint["gradient_ratio"]["weak"][joint["best_epoch"] - 1], rel=1e-3)
 
@@ -167,6 +169,13 @@ def test_json_holds_diagnostics_of_multimodal_runs(synthetic_run):
         for modality, drop in contribution["drop"].items():
             assert drop == pytest.approx(
                 contribution["fused"] - contribution["ablated"][modality])
+        # Shapley: efficiency, and for two modalities phi_s - phi_w =
+        # v({s}) - v({w}), where v({s}) is the accuracy with w zeroed.
+        shapley, ablated = contribution["shapley"], contribution["ablated"]
+        assert shapley["strong"] + shapley["weak"] == pytest.approx(
+            contribution["fused"] - contribution["all_zeroed"])
+        assert shapley["strong"] - shapley["weak"] == pytest.approx(
+            ablated["weak"] - ablated["strong"])
         refit = record["refit"]
         assert 0 <= refit["best_epoch"] <= refit["epochs_run"] <= REFIT_EPOCHS
         assert 0 <= refit["test_accuracy"]["fused"] <= 1
@@ -497,6 +506,31 @@ def test_baseline_methods_run_and_are_tabulated(tmp_path):
         assert 0 <= record["test_accuracy"]["fused"] <= 1
     for method in ("ogm", "ogm_ge", "gblend"):
         assert (tmp_path / f"gradient_ratio_{method}.png").exists()
+
+
+def test_every_other_method_runs_through_the_experiment(tmp_path):
+    # The methods of issue 14, scored from cached features with their own
+    # forward pass (mla and reconboost fuse without the fusion layer, so
+    # they get no fusion refit).
+    new = ("mmpareto", "agm", "inforeg", "pmr", "mla", "reconboost")
+    status, stdout, stderr = _main([
+        "train", *TINY_SYNTHETIC, "--data-option", "num_train=128",
+        "--data-option", "num_test=64", "--methods", ",".join(new),
+        "--epochs", "1", "--seeds", "1", "--no-probe", "-q", "--out", str(tmp_path),
+    ])
+    assert status == 0, stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    runs = {r["method"]: r for r in results["runs"]}
+    assert set(runs) == set(new)
+    for method, record in runs.items():
+        assert 0 <= record["test_accuracy"]["fused"] <= 1
+        assert ("refit" in record) == (method not in ("mla", "reconboost")), method
+        assert set(record["contribution"]["shapley"]) == {"strong", "weak"}
+    assert "mla-seed0: no fusion refit" in stdout
+
+
+def test_methods_all_names_every_method():
+    assert cli._methods("all") == tuple(registry.METHODS)
 
 
 def test_backend_other_than_the_loaded_one_is_refused(tmp_path):

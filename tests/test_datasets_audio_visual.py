@@ -205,7 +205,8 @@ def test_file_cache_and_spec_augment(tmp_path):
 
 
 def test_spec_augment_masks_bands():
-    from keras_dgl.datasets.audio_visual import _Config, _Transforms
+    from keras_dgl.datasets._av_config import _Config
+    from keras_dgl.datasets._pipelines import _Transforms
 
     config = _Config("t", 8000, 1.0, 1.0, False, 64, 32, None, 1, 8, False,
                      {"implementation": "tf", "num_masks": 1,
@@ -223,7 +224,8 @@ def test_spec_augment_masks_bands():
 
 
 def test_spec_augment_tfio_when_it_imports():
-    from keras_dgl.datasets.audio_visual import _Config, _Transforms, _tfio_audio
+    from keras_dgl.datasets._av_config import _Config
+    from keras_dgl.datasets._pipelines import _Transforms, _tfio_audio
 
     if _tfio_audio() is None:
         pytest.skip("tensorflow_io does not import here")

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 import keras_dgl
 from av_test_utils import jpeg_segment, make_tree, tone, write_jpeg, write_wav
+from keras_dgl import registry
 from keras_dgl.datasets import (
     ave,
     crema_d,
@@ -34,8 +35,8 @@ from keras_dgl.datasets import (
 )
 from keras_dgl.datasets.presets import AVE_CLASSES, CREMA_D_CLASSES
 
-# The module (the package attribute of the same name is the function).
-prepare_module = importlib.import_module("keras_dgl.datasets.prepare")
+# prepare's shard writer (the interrupt test wraps its `_finish_shard`).
+shards_module = importlib.import_module("keras_dgl.datasets._shards")
 SMALL = dict(image_size=32, batch_size=4)
 QUIET = dict(verbose=0)
 # Stored at the fake frames' size (40 x 52), so raw and prepared frames are
@@ -189,7 +190,7 @@ def test_interrupted_prepare_resumes_without_rewriting_shards(
         crema, tmp_path, monkeypatch):
     raw, reference, _ = crema
     out = str(tmp_path / "out")
-    real_finish = prepare_module._finish_shard
+    real_finish = shards_module._finish_shard
     finished = []
 
     def finish_then_die(*args):
@@ -198,10 +199,10 @@ def test_interrupted_prepare_resumes_without_rewriting_shards(
         finished.append(real_finish(*args))
         return finished[-1]
 
-    monkeypatch.setattr(prepare_module, "_finish_shard", finish_then_die)
+    monkeypatch.setattr(shards_module, "_finish_shard", finish_then_die)
     with pytest.raises(KeyboardInterrupt):
         prepare("crema-d", raw, out, shard_size_mb=0.3, **SOURCE_SIZE, **QUIET)
-    monkeypatch.setattr(prepare_module, "_finish_shard", real_finish)
+    monkeypatch.setattr(shards_module, "_finish_shard", real_finish)
     assert not os.path.exists(os.path.join(out, "manifest.json"))
     assert any(".tmp-" in name for name in os.listdir(out))
     with pytest.raises(ValueError, match="unfinished.*prepare"):
@@ -406,14 +407,13 @@ def _tiny_encoder():
     return keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(4)])
 
 
-@pytest.mark.parametrize("name", ["crema-d", "kinetics-sounds", "ave",
-                                  "vggsound"])
+@pytest.mark.parametrize(
+    "name", [n for n, d in registry.DATASETS.items() if not d.builtin])
 def test_every_preset_trains_from_prepared_shards(tmp_path, name):
     raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
     _preset_tree(name, raw)
     prepare(name, raw, out, frame_size=20, **QUIET)
-    loader = getattr(keras_dgl.datasets,
-                     keras_dgl.datasets.PRESETS[name]["loader"])
+    loader = registry.dataset_loader(name)
     splits = loader(out, validation_fraction=0.0, augment="device",
                     image_size=16, batch_size=2, spec_augment=True)
     encoders = keras_dgl.preprocessing.attach(

@@ -41,6 +41,8 @@ def test_none_takes_the_preset_and_values_are_kept():
         ("alpha", -1.0, "alpha must be a finite number >= 0"),
         ("ogm_alpha", math.nan, "ogm_alpha must be a finite number >= 0"),
         ("refit_epochs", 0, "refit_epochs must be an integer >= 1"),
+        ("max_probe_examples", 0, "max_probe_examples must be an integer >= 1"),
+        ("max_probe_examples", 2.5, "max_probe_examples must be an integer"),
         ("seeds", 0, "--seeds must be at least 1"),
         ("seeds", [1, 1], "distinct"),
         ("seeds", ["a"], "seeds must be integers"),

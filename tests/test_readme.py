@@ -32,3 +32,26 @@ def test_methods_table_is_the_registry():
         name: (method.summary, method.reference)
         for name, method in registry.METHODS.items()
     }
+
+
+def test_command_sections_list_every_command_dataset_and_prepare_option():
+    from keras_dgl import cli, registry
+
+    text = README.read_text()
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for command in commands:
+        assert f"### `keras-dgl {command}`" in text or (
+            f"## The main job: `keras-dgl {command}`" in text), command
+    row = re.search(r"^\| `--dataset` \|.*$", text, re.M).group(0)
+    assert [n for n in registry.DATASETS if f"`{n}`" not in row] == []
+    section = text[text.index("### `keras-dgl prepare`"):text.index("## Install")]
+    missing = [
+        action.option_strings for action in commands["prepare"]._actions
+        if action.dest != "help"
+        and not any(f"`{o}" in section for o in action.option_strings)
+    ]
+    assert missing == []
+    for name in registry.DATASETS:
+        if not registry.DATASETS[name].builtin:
+            assert f"`{name}`" in section, name

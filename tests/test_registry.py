@@ -7,6 +7,7 @@ removed without its registry entry (or the other way round).
 
 import inspect
 import os
+import re
 import subprocess
 import sys
 
@@ -95,6 +96,20 @@ def test_datasets_are_every_loader_and_have_presets():
         assert set(preset["fusion_config"]) <= set(registry.FUSIONS), name
         assert hasattr(keras_dgl.encoders, preset["encoder"]["class_name"]), name
     assert registry.builtin_datasets() == ("smartwatch", "synthetic")
+
+
+def test_audio_visual_presets_are_the_registry_datasets_with_a_data_dir(tmp_path):
+    """`keras_dgl.datasets.PRESETS` holds preprocessing only; the names and
+    loaders are the registry's, and each loader reads its own preset."""
+    audio_visual = [n for n, d in registry.DATASETS.items() if not d.builtin]
+    assert list(keras_dgl.datasets.PRESETS) == audio_visual
+    for name in audio_visual:
+        preset = keras_dgl.datasets.PRESETS[name]
+        assert set(preset) == {"num_classes", "frame_aspect", "options"}, name
+        # The loader's messages carry its preset's display name.
+        display = re.escape(preset["options"]["name"])
+        with pytest.raises(FileNotFoundError, match=f"^{display} root folder"):
+            registry.dataset_loader(name)(str(tmp_path / "missing"))
 
 
 def test_optimizers_and_tuners_exist():

@@ -17,14 +17,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_dgl.datasets.audio_visual import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    _carve_validation,
-    _Entry,
-    _frame_indices,
-    _transforms_for,
-)
+from keras_dgl.datasets._av_config import IMAGENET_MEAN, IMAGENET_STD
+from keras_dgl.datasets._csv_lists import _carve_validation, _Entry
+from keras_dgl.datasets._pipelines import _frame_indices, _transforms_for
 from keras_dgl.datasets.splits import DatasetSplits
 
 FORMAT = "keras_dgl.prepared_audio_visual"

@@ -1,11 +1,12 @@
 """The audio-visual presets as plain data.
 
-`PRESETS[name]` holds, for each command-line dataset name, the loader that
-reads it (`crema_d`, ...), the keyword arguments of
-`keras_dgl.datasets.audio_visual` that make the published preprocessing,
-the class count of the common split lists (warned about when the lists
-hold another count) and the aspect ratio `prepare` stores frames at. The
-loaders, `prepare` and the command line all read this one table.
+`PRESETS[name]` holds, for each audio-visual dataset name of
+`keras_dgl.registry.DATASETS` (which also names the loader that reads it,
+`crema_d`, ...), the keyword arguments of `keras_dgl.datasets.audio_visual`
+that make the published preprocessing, the class count of the common split
+lists (warned about when the lists hold another count) and the aspect ratio
+`prepare` stores frames at. The loaders and `prepare` read this one table;
+`tests/test_registry.py` keeps its names equal to the registry's.
 """
 
 import logging
@@ -47,7 +48,6 @@ AVE_CLASSES = (
 
 PRESETS = {
     "crema-d": {
-        "loader": "crema_d",
         "num_classes": len(CREMA_D_CLASSES),
         # CREMA-D's videos are 480 x 360.
         "frame_aspect": 4.0 / 3.0,
@@ -64,7 +64,6 @@ PRESETS = {
         },
     },
     "kinetics-sounds": {
-        "loader": "kinetics_sounds",
         # Lists of 32-34 classes also circulate.
         "num_classes": 31,
         # Most Kinetics (YouTube) videos are 16:9.
@@ -84,7 +83,6 @@ PRESETS = {
         },
     },
     "ave": {
-        "loader": "ave",
         "num_classes": len(AVE_CLASSES),
         "frame_aspect": 16.0 / 9.0,
         "options": {
@@ -101,7 +99,6 @@ PRESETS = {
         },
     },
     "vggsound": {
-        "loader": "vggsound",
         "num_classes": 309,
         "frame_aspect": 16.0 / 9.0,
         # As in the DGL reference code: 16 kHz, tiled to 10 s, a random
@@ -129,8 +126,7 @@ def preset(name):
         name: str. A key of `PRESETS`, e.g. `"crema-d"`.
 
     Returns:
-        The preset's dict (`loader`, `num_classes`, `frame_aspect`,
-        `options`).
+        The preset's dict (`num_classes`, `frame_aspect`, `options`).
 
     Example:
 

@@ -10,6 +10,7 @@ from keras_dgl.diagnostics.linear_probe import probe_accuracy
 from keras_dgl.diagnostics.modality_contribution import modality_contribution
 from keras_dgl.diagnostics.plot_gradient_ratios import plot_gradient_ratios
 from keras_dgl.diagnostics.shapley_contribution import shapley_contribution
+from keras_dgl.diagnostics.shapley_contribution import shapley_values
 
 __all__ = [
     "imbalance_summary",
@@ -18,4 +19,5 @@ __all__ = [
     "plot_gradient_ratios",
     "probe_accuracy",
     "shapley_contribution",
+    "shapley_values",
 ]

@@ -70,19 +70,7 @@ def shapley_contribution(
     ```
     """
     names = list(model.modality_names)
-    count = len(names)
-    exact = count <= int(max_exact)
-    if not exact and num_permutations is None:
-        raise ValueError(
-            f"The model has {count} modalities; exact Shapley values are "
-            f"computed up to {max_exact} (2**N prediction passes). Pass "
-            "`num_permutations` for a Monte Carlo estimate, or raise "
-            "`max_exact`."
-        )
-    if not exact and int(num_permutations) < 1:
-        raise ValueError(
-            f"`num_permutations` must be at least 1. Received: {num_permutations}"
-        )
+    exact = _check_budget(len(names), max_exact, num_permutations)
     x, y = to_numpy(data)
     labels = class_ids(y)
     cache = {}
@@ -103,32 +91,10 @@ def shapley_contribution(
             )
         return cache[key]
 
-    phi = {n: [np.zeros(len(labels)), np.zeros(len(labels))] for n in names}
-    if exact:
-        for name in names:
-            others = [n for n in names if n != name]
-            for size in range(count):
-                weight = (
-                    math.factorial(size)
-                    * math.factorial(count - size - 1)
-                    / math.factorial(count)
-                )
-                for subset in itertools.combinations(others, size):
-                    with_name, without = value(subset + (name,)), value(subset)
-                    for k in range(2):
-                        phi[name][k] += weight * (with_name[k] - without[k])
-    else:
-        rng = np.random.default_rng(seed)
-        for _ in range(int(num_permutations)):
-            order = [names[i] for i in rng.permutation(count)]
-            for position, name in enumerate(order):
-                with_name = value(order[: position + 1])
-                without = value(order[:position])
-                for k in range(2):
-                    phi[name][k] += (with_name[k] - without[k]) / num_permutations
+    method, phi = shapley_values(names, value, max_exact, num_permutations, seed)
     full, empty = value(names), value(())
     result = {
-        "method": "exact" if exact else "monte_carlo",
+        "method": method,
         "accuracy": {n: float(np.mean(phi[n][0])) for n in names},
         "loss": {n: float(np.mean(phi[n][1])) for n in names},
         "full": {"accuracy": float(np.mean(full[0])), "loss": float(np.mean(full[1]))},
@@ -144,6 +110,95 @@ def shapley_contribution(
             "loss": {n: phi[n][1] for n in names},
         }
     return result
+
+
+def shapley_values(names, value, max_exact=MAX_EXACT_MODALITIES,
+                   num_permutations=200, seed=0):
+    """Shapley values of `names` for any value function of their subsets.
+
+    The combinatorics of `shapley_contribution`, for callers that evaluate
+    a subset their own way (the experiment runner scores subsets from
+    cached encoder features).
+
+    Args:
+        names: list of str, the players (modalities).
+        value: callable taking a tuple of names (the present ones) and
+            returning a tuple of arrays (or floats), one per metric; it is
+            called once per distinct subset it needs.
+        max_exact: int. Most names computed exactly. Defaults to `8`.
+        num_permutations: int or `None`. Orders sampled beyond
+            `max_exact`. Defaults to `200`.
+        seed: int. Seed of the sampled orders. Defaults to `0`.
+
+    Returns:
+        `(method, phi)`: `"exact"` or `"monte_carlo"`, and `{name: [value
+        per metric]}` (arrays where `value` returns arrays).
+
+    Example:
+
+    ```python
+    method, phi = keras_dgl.diagnostics.shapley_values(
+        ["a", "b"], lambda subset: (float(len(subset)),)
+    )
+    phi  # {"a": [1.0], "b": [1.0]}
+    ```
+    """
+    count = len(names)
+    exact = _check_budget(count, max_exact, num_permutations)
+    cache = {}
+
+    def cached(subset):
+        key = frozenset(subset)
+        if key not in cache:
+            cache[key] = tuple(value(tuple(n for n in names if n in key)))
+        return cache[key]
+
+    metrics = len(cached(tuple(names)))
+    phi = {n: [0.0] * metrics for n in names}
+    if exact:
+        for name in names:
+            others = [n for n in names if n != name]
+            for size in range(count):
+                weight = (
+                    math.factorial(size)
+                    * math.factorial(count - size - 1)
+                    / math.factorial(count)
+                )
+                for subset in itertools.combinations(others, size):
+                    with_name, without = cached(subset + (name,)), cached(subset)
+                    for k in range(metrics):
+                        phi[name][k] = phi[name][k] + weight * (
+                            with_name[k] - without[k]
+                        )
+    else:
+        rng = np.random.default_rng(seed)
+        for _ in range(int(num_permutations)):
+            order = [names[i] for i in rng.permutation(count)]
+            for position, name in enumerate(order):
+                with_name = cached(order[: position + 1])
+                without = cached(order[:position])
+                for k in range(metrics):
+                    phi[name][k] = phi[name][k] + (
+                        with_name[k] - without[k]
+                    ) / num_permutations
+    return ("exact" if exact else "monte_carlo"), phi
+
+
+def _check_budget(count, max_exact, num_permutations):
+    """Whether `count` players are computed exactly; errors for a bad budget."""
+    exact = count <= int(max_exact)
+    if not exact and num_permutations is None:
+        raise ValueError(
+            f"The model has {count} modalities; exact Shapley values are "
+            f"computed up to {max_exact} (2**N prediction passes). Pass "
+            "`num_permutations` for a Monte Carlo estimate, or raise "
+            "`max_exact`."
+        )
+    if not exact and int(num_permutations) < 1:
+        raise ValueError(
+            f"`num_permutations` must be at least 1. Received: {num_permutations}"
+        )
+    return exact
 
 
 def _cross_entropy(logits, labels):

@@ -20,6 +20,7 @@ ADDED_SETTINGS = {
     "ogm_alpha": 0.1,
     "refit": True,
     "refit_epochs": 20,
+    "max_probe_examples": None,
     # Folders of that time trained DGL in the published form.
     "unimodal_head": "shared",
     "epoch_choice": "fused",
@@ -82,6 +83,11 @@ class ExperimentConfig:
         probe: bool. Also score each trained encoder with a linear probe
             (logistic regression on its frozen features, fitted on the
             training split). Defaults to `True`.
+        max_probe_examples: int or `None`. Fit each probe on a uniform
+            sample of at most this many training examples, seeded by the
+            run's seed (the probes' cost grows with the training split; the
+            test split is always scored whole). Without the refit, only the
+            sampled examples are encoded. `None` (default): all of them.
         out: str. Output folder. Defaults to `"dgl-results"`.
         ogm_alpha: float. Modulation strength of `"ogm"` and `"ogm_ge"`.
             Defaults to `0.1`.
@@ -128,6 +134,7 @@ class ExperimentConfig:
     optimizer: Optional[str] = None
     learning_rate: Optional[float] = None
     probe: bool = True
+    max_probe_examples: Optional[int] = None
     out: str = "dgl-results"
     ogm_alpha: float = 0.1
     refit: bool = True
@@ -204,6 +211,10 @@ class ExperimentConfig:
                 strict=True,
             ),
             probe=bool(self.probe),
+            max_probe_examples=(
+                None if self.max_probe_examples is None
+                else check_count("max_probe_examples", self.max_probe_examples)
+            ),
             ogm_alpha=check_number("ogm_alpha", self.ogm_alpha, 0.0),
             refit=bool(self.refit),
             refit_epochs=check_count("refit_epochs", self.refit_epochs),

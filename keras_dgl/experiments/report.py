@@ -145,7 +145,8 @@ def _diagnostics_block(results, columns, first):
     if not diagnostics:
         return []
     names = [c for c in columns if c != "fused" and not c.startswith("probe ")]
-    headers = [f"drop {m}" for m in names] + [f"grad ratio {m}" for m in names]
+    headers = [f"drop {m}" for m in names] + [f"shapley {m}" for m in names]
+    headers += [f"grad ratio {m}" for m in names]
     widths = [max(_WIDTH, len(h) + 2) for h in headers]
     lines = [
         "Modality diagnostics, mean ± std over splits",
@@ -153,6 +154,7 @@ def _diagnostics_block(results, columns, first):
     ]
     for method, entry in diagnostics.items():
         cells = [_percent(entry["drop"].get(m)) for m in names]
+        cells += [_percent(entry.get("shapley", {}).get(m)) for m in names]
         cells += [_ratio(entry["grad_ratio"].get(m)) for m in names]
         lines.append(_line(method, first, cells, widths))
     return lines
@@ -182,7 +184,10 @@ def _footnotes(results, rows):
     if results.get("diagnostics"):
         lines.append(
             "drop <modality>: fused accuracy points lost with that modality's "
-            "input zeroed at test time; grad ratio <modality>: norm of the "
+            "input zeroed at test time; shapley <modality>: its Shapley value "
+            "for fused accuracy (points; over every subset of modalities "
+            "zeroed, the values sum to fused minus all-zeroed accuracy); "
+            "grad ratio <modality>: norm of the "
             "gradient its encoder would get from the multimodal loss over that "
             "from its own unimodal loss, at the chosen epoch, on one validation "
             "batch (below 1: fusion shrinks it)."
@@ -206,6 +211,7 @@ def write_csv(path, records, probe):
     header += ["best_epoch", "best_val_accuracy", "epochs", "train_seconds"]
     header += ["refit_fused_accuracy", "refit_best_epoch"]
     header += [f"drop_{m}" for m in names]
+    header += [f"shapley_{m}" for m in names]
     header += [f"grad_ratio_{m}" for m in names]
     with atomic_path(path) as partial:
         with open(partial, "w", newline="") as handle:
@@ -224,6 +230,8 @@ def write_csv(path, records, probe):
                         refit.get("best_epoch", "")]
                 drop = (r.get("contribution") or {}).get("drop", {})
                 row += [_cell(drop.get(m)) for m in names]
+                shapley = (r.get("contribution") or {}).get("shapley", {})
+                row += [_cell(shapley.get(m)) for m in names]
                 ratios = [grad_ratio_at_best(r, m) for m in names]
                 row += ["" if v is None else f"{v:.4g}" for v in ratios]
                 writer.writerow(row)

@@ -4,9 +4,12 @@ The encoders are frozen once training ends, so each split is pushed through
 them once (in inference mode) and every score is computed from those
 features: the fused and per-modality test accuracy (the fusion layer on the
 features), the linear probes (train and test features), the modality
-contribution (a zeroed modality is its encoder's output on zeros, computed
-once and repeated), the fusion refit (train and validation features) and
-the refit model's test accuracy.
+contribution, drop-one and Shapley (a zeroed modality is its encoder's
+output on zeros, computed once and repeated), the fusion refit (train and
+validation features) and the refit model's test accuracy. With
+`max_probe_examples`, each probe is fitted on a seeded sample of the training
+split, and only the sampled examples are encoded unless the refit needs every
+training feature anyway.
 """
 
 import time
@@ -16,7 +19,9 @@ import numpy as np
 
 from keras_dgl import backend as dgl_backend
 from keras_dgl.diagnostics.linear_probe import probe_accuracy
+from keras_dgl.diagnostics.shapley_contribution import shapley_values
 from keras_dgl.utils.accuracy import accuracy
+from keras_dgl.utils.data_adapter import batches
 from keras_dgl.utils.encoder_features import encoder_features
 
 # Inference batches: larger than training ones, since they cost less per
@@ -59,6 +64,57 @@ class EncodedSplits:
             )
         return self._cache[split]
 
+    def sample(self, split, size, seed, encode_all=False):
+        """Features and labels of a seeded uniform sample of one split.
+
+        A split whose features are already computed is sampled from them;
+        otherwise the split is streamed and only the examples that enter
+        the sample are encoded (expected about
+        `size * (1 + ln(n / size))` of `n`). Both ways pick the same
+        examples for the same seed, in split order.
+
+        Args:
+            split: str. `"train"`, `"validation"` or `"test"`.
+            size: int. Most examples (all of a smaller split).
+            seed: int. Seed of the choice.
+            encode_all: bool. Encode the whole split first (and keep it),
+                for a caller that needs every feature anyway.
+
+        Returns:
+            `(features, labels)`, as `encoded[split]` gives them.
+
+        Example:
+
+        ```python
+        features, labels = encoded.sample("train", 10_000, seed=0)
+        ```
+        """
+        reservoir = _Reservoir(size, seed)
+        if encode_all or split in self._cache:
+            features, labels = self[split]
+            reservoir.offer(len(labels))
+            chosen = reservoir.chosen()
+            return {n: f[chosen] for n, f in features.items()}, labels[chosen]
+        features, labels = {}, None
+        with dgl_backend.no_grad():
+            for x, y in batches(self.splits.unaugmented(split), self.batch_size):
+                keep, slots = reservoir.offer(len(y))
+                if not len(keep):
+                    continue
+                for name, encoder in self.encoders.items():
+                    value = _numpy(encoder(x[name][keep], training=False))
+                    if name not in features:
+                        features[name] = np.zeros((reservoir.size,) + value.shape[1:],
+                                                  "float32")
+                    features[name][slots] = value
+                if labels is None:
+                    labels = np.zeros((reservoir.size,) + y.shape[1:], y.dtype)
+                labels[slots] = y[keep]
+        if labels is None:
+            raise ValueError(f"The {split!r} split holds no batch.")
+        order = reservoir.slot_order()
+        return {n: f[order] for n, f in features.items()}, labels[order]
+
     def zeros(self):
         """Each encoder's features of an all-zero input, shape `(1, dim)`."""
         if self._zeros is None:
@@ -73,11 +129,95 @@ class EncodedSplits:
         return self._zeros
 
 
-def fusion_predictions(fusion, features, batch_size=INFERENCE_BATCH):
-    """The fusion layer's inference-mode predictions from features.
+class _Reservoir:
+    """A seeded uniform sample of at most `size` positions of a stream.
+
+    Algorithm R: the first `size` positions fill the sample; position
+    `i >= size` then takes slot `floor(u * (i + 1))` when that is below
+    `size`, with one `u ~ U[0, 1)` drawn per position. Whether an example
+    enters therefore depends on its position and the seed only, so it is
+    decided before the example is encoded, and the same seed picks the same
+    positions however the stream is batched.
 
     Args:
-        fusion: a `keras_dgl.layers.FusionLayer`.
+        size: int. Most positions kept (at least 1).
+        seed: int. Seed of the draws.
+
+    Example:
+
+    ```python
+    reservoir = _Reservoir(100, seed=0)
+    for x, y in batches(data):
+        keep, slots = reservoir.offer(len(y))  # store x[keep] in slots
+    reservoir.chosen()  # the sampled positions, sorted
+    ```
+    """
+
+    def __init__(self, size, seed):
+        if int(size) < 1:
+            raise ValueError(f"A sample needs a size of at least 1; got {size!r}.")
+        self.size = int(size)
+        self.seen = 0
+        self._rng = np.random.default_rng(seed)
+        self._positions = np.full(self.size, -1, np.int64)
+
+    def offer(self, count):
+        """Offers the next `count` positions.
+
+        Returns:
+            `(keep, slots)`: the indices (within these `count`) that enter
+            the sample, and the slot each takes. A slot taken twice within
+            one offer keeps the later position, as one at a time would.
+        """
+        positions = self.seen + np.arange(int(count), dtype=np.int64)
+        slots = positions.copy()
+        late = positions >= self.size
+        slots[late] = np.floor(
+            self._rng.random(int(late.sum())) * (positions[late] + 1)
+        ).astype(np.int64)
+        entering = np.flatnonzero(slots < self.size)
+        # The last offer of each slot wins: unique on the reversed order.
+        _, last = np.unique(slots[entering][::-1], return_index=True)
+        keep = np.sort(entering[::-1][last])
+        self._positions[slots[keep]] = positions[keep]
+        self.seen += int(count)
+        return keep, slots[keep]
+
+    def slot_order(self):
+        """The filled slots, ordered by the position each holds."""
+        filled = min(self.seen, self.size)
+        return np.argsort(self._positions[:filled], kind="stable")
+
+    def chosen(self):
+        """The sampled positions, sorted."""
+        return self._positions[self.slot_order()]
+
+
+def feature_predictor(model):
+    """A callable from a batch of encoder features to the model's outputs.
+
+    A `DGLModel` maps features with its method's forward pass
+    (`outputs_from_features`); another multimodal model class with the same
+    constructor is assumed to fuse with its fusion layer, which
+    `check_consistent` verifies.
+    """
+    hook = getattr(model, "outputs_from_features", None)
+    if hook is not None:
+        return hook
+    fusion = model.fusion
+    return lambda chunk: {
+        "fused": fusion(chunk, training=False),
+        "unimodal": fusion(chunk, unimodal=True, training=False),
+    }
+
+
+def fusion_predictions(predict, features, batch_size=INFERENCE_BATCH):
+    """Inference-mode predictions from features.
+
+    Args:
+        predict: a callable from `{modality: (batch, dim)}` features to
+            `{"fused": logits, "unimodal": {modality: logits}}`
+            (`feature_predictor(model)`).
         features: dict mapping each modality to an `(n, dim)` array.
         batch_size: int. Examples per call. Defaults to `256`.
 
@@ -89,11 +229,16 @@ def fusion_predictions(fusion, features, batch_size=INFERENCE_BATCH):
     parts = {key: [] for key in ["fused"] + names}
     with dgl_backend.no_grad():
         for start in range(0, count, batch_size):
-            chunk = {n: features[n][start:start + batch_size] for n in names}
-            parts["fused"].append(_numpy(fusion(chunk, training=False)))
-            unimodal = fusion(chunk, unimodal=True, training=False)
+            # Tensors: a method's forward pass may use ops (torch's
+            # `stop_gradient`) that take no NumPy arrays.
+            chunk = {
+                n: keras.ops.convert_to_tensor(features[n][start:start + batch_size])
+                for n in names
+            }
+            outputs = predict(chunk)
+            parts["fused"].append(_numpy(outputs["fused"]))
             for name in names:
-                parts[name].append(_numpy(unimodal[name]))
+                parts[name].append(_numpy(outputs["unimodal"][name]))
     return {key: np.concatenate(chunks) for key, chunks in parts.items()}
 
 
@@ -121,7 +266,7 @@ def check_consistent(model, run, splits, encoded):
             batch = {name: np.asarray(x[name][:count]) for name in model.modality_names}
             expected = _numpy(model(batch, training=False)["fused"])
             got = fusion_predictions(
-                model.fusion, {n: f[:count] for n, f in features.items()}
+                feature_predictor(model), {n: f[:count] for n, f in features.items()}
             )["fused"]
         else:
             expected = _numpy(model(np.asarray(x[run.modality][:count]), training=False))
@@ -162,45 +307,83 @@ def score_run(model, encoders, run, splits, config, log, counter):
             logits = _numpy(head(test_x[run.modality]))
         scores = {"test_accuracy": {run.modality: accuracy(logits, test_y)}}
     else:
-        predictions = fusion_predictions(model.fusion, test_x)
+        predictions = fusion_predictions(feature_predictor(model), test_x)
         scores = {
             "test_accuracy": {
                 name: accuracy(logits, test_y) for name, logits in predictions.items()
             }
         }
     scores["probe_accuracy"] = (
-        probe_accuracy(*encoded["train"], test_x, test_y) if config.probe else {}
+        probe_accuracy(*probe_training_features(encoded, run, config), test_x, test_y)
+        if config.probe else {}
     )
     if run.modality is not None:
         return scores
-    scores["contribution"] = zero_contribution(model.fusion, encoded)
-    if config.refit:
+    scores["contribution"] = zero_contribution(feature_predictor(model), encoded)
+    if config.refit and getattr(model, "fused_by_fusion_layer", True):
         scores["refit"] = refit(model, encoded, config, log, counter, run)
+    elif config.refit:
+        log(f"{counter} {run.name}: no fusion refit ({run.method}'s fused "
+            "prediction does not come from the fusion layer)")
     return scores
 
 
-def zero_contribution(fusion, encoded):
-    """Fused test accuracy with each modality's input zeroed.
+def probe_training_features(encoded, run, config):
+    """The training features the run's probes are fitted on.
 
-    Matches `keras_dgl.diagnostics.modality_contribution(mode="zero")`: a
-    zeroed modality's features are its encoder's output on an all-zero
-    input.
+    All of them, or with `config.max_probe_examples` a sample of that many
+    seeded by the run's seed (from every training feature when the refit
+    computes them anyway, else streamed: only the sample is encoded).
+    """
+    if config.max_probe_examples is None:
+        return encoded["train"]
+    return encoded.sample(
+        "train", config.max_probe_examples, seed=run.seed,
+        encode_all=config.refit and run.modality is None,
+    )
+
+
+def zero_contribution(predict, encoded):
+    """Fused test accuracy with modalities' inputs zeroed: drop-one and Shapley.
+
+    Matches `keras_dgl.diagnostics.modality_contribution(mode="zero")` and
+    the accuracy of `keras_dgl.diagnostics.shapley_contribution`: a zeroed
+    modality's features are its encoder's output on an all-zero input.
+
+    Args:
+        predict: the model's `feature_predictor`.
+        encoded: the run's `EncodedSplits`.
 
     Returns:
-        dict: `mode`, `fused`, `ablated` and `drop` per modality.
+        dict: `mode`, `fused`, `ablated` and `drop` per modality,
+        `shapley` (the Shapley value of each modality for fused accuracy;
+        they sum to `fused - all_zeroed`) and `all_zeroed`.
     """
     features, labels = encoded["test"]
     count = len(labels)
-    full = accuracy(fusion_predictions(fusion, features)["fused"], labels)
-    ablated = {}
-    for name, zero in encoded.zeros().items():
-        replaced = {**features, name: np.repeat(zero, count, axis=0)}
-        ablated[name] = accuracy(fusion_predictions(fusion, replaced)["fused"], labels)
+    zeros = encoded.zeros()
+    names = list(features)
+
+    def fused_accuracy(present):
+        replaced = {
+            name: features[name] if name in present
+            else np.repeat(zeros[name], count, axis=0)
+            for name in names
+        }
+        return (accuracy(fusion_predictions(predict, replaced)["fused"], labels),)
+
+    full = fused_accuracy(names)[0]
+    ablated = {
+        name: fused_accuracy([n for n in names if n != name])[0] for name in names
+    }
+    _, phi = shapley_values(names, fused_accuracy)
     return {
         "mode": "zero",
         "fused": full,
         "ablated": ablated,
         "drop": {name: full - value for name, value in ablated.items()},
+        "shapley": {name: float(phi[name][0]) for name in names},
+        "all_zeroed": fused_accuracy(())[0],
     }
 
 
@@ -215,7 +398,9 @@ def refit(model, encoded, config, log, counter, run):
         features_given=True,
     )
     test_x, test_y = encoded["test"]
-    fused = accuracy(fusion_predictions(model.fusion, test_x)["fused"], test_y)
+    fused = accuracy(
+        fusion_predictions(feature_predictor(model), test_x)["fused"], test_y
+    )
     before, after = outcome["before"], outcome["after"]
     log(f"{counter} {run.name}: fusion refit, epoch {outcome['best_epoch']} of "
         f"{outcome['epochs_run']} kept (validation loss "

@@ -77,7 +77,7 @@ def _paired(by_run, seeds, row_a, row_b, column):
 
 
 def _diagnostics(records, methods):
-    """Per method and modality: contribution drop and gradient ratio stats."""
+    """Per method and modality: drop-one, Shapley and gradient ratio stats."""
     modalities = _modalities(records)
     diagnostics = {}
     for method in methods:
@@ -86,6 +86,11 @@ def _diagnostics(records, methods):
             "drop": {
                 m: _stats([r["contribution"]["drop"].get(m) for r in runs
                            if r.get("contribution")])
+                for m in modalities
+            },
+            "shapley": {
+                m: _stats([r["contribution"].get("shapley", {}).get(m)
+                           for r in runs if r.get("contribution")])
                 for m in modalities
             },
             "grad_ratio": {

@@ -199,6 +199,27 @@ class DGLModel(keras.Model):
         outputs, extras = self._forward(inputs, training, extras=return_extras)
         return (outputs, extras) if return_extras else outputs
 
+    def outputs_from_features(self, features, training=False):
+        """What `call` returns, from the encoders' features.
+
+        The method's forward pass from `{modality: (batch, dim) features}`
+        to `{"fused": logits, "unimodal": {name: logits}}`, for callers that
+        encode once and score many variants (zeroed modalities, subsets).
+
+        Example: `model.outputs_from_features({"a": fa, "b": fb})["fused"]`.
+        """
+        outputs, _ = self._method.forward(self, features, training)
+        return outputs
+
+    @property
+    def fused_by_fusion_layer(self):
+        """Whether the fused logits are `self.fusion`'s fused output.
+
+        False for methods that combine the unimodal predictions instead
+        (`"mla"`, `"reconboost"`); a fusion refit does not apply to them.
+        """
+        return self._method.fused_by_fusion_layer
+
     def _forward(self, inputs, training, extras=False):
         inputs = self._check_input_keys(inputs, "inputs")
         features = {}

@@ -42,6 +42,9 @@ class Method:
     """
 
     defaults = {}
+    # Whether the fused prediction is the fusion layer's fused output (the
+    # fusion refit retrains that output; it does not apply otherwise).
+    fused_by_fusion_layer = True
     # Whether the method needs its own training step on every backend.
     own_step = False
     per_term_gradients = False

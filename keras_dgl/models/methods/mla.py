@@ -72,6 +72,8 @@ class MLA(Method):
     """
 
     defaults = {"dynamic_fusion": True}
+    # The fused prediction combines the unimodal ones, not the fusion layer's.
+    fused_by_fusion_layer = False
     own_step = True
 
     def __init__(self, model, options=None):

@@ -79,6 +79,8 @@ class ReconBoost(Method):
         "weight1": 5.0,
         "weight2": 1.0,
     }
+    # The fused prediction combines the unimodal ones, not the fusion layer's.
+    fused_by_fusion_layer = False
     own_step = True
 
     def __init__(self, model, options=None):
