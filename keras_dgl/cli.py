@@ -264,6 +264,17 @@ def build_parser():
                        default=True,
                        help="the frameworks' deterministic modes: the same command "
                             "on the same machine prints the same table (default: on)")
+    train.add_argument("--unimodal-head", choices=tuple(registry.UNIMODAL_HEADS),
+                       default="separate",
+                       help="dgl runs' per-modality prediction: separate (default: "
+                            "a linear head per modality, fused path set to the "
+                            "sum of their logits before scoring and refit) or "
+                            "shared (the published form)")
+    train.add_argument("--epoch-choice", choices=tuple(registry.EPOCH_CHOICES),
+                       help="dgl runs' weights: per-modality (each encoder at its "
+                            "own best validation epoch; the default with "
+                            "separate heads) or fused (the whole model at the "
+                            "best fused epoch; the default with the shared head)")
     train.add_argument("--out", metavar="DIR", default="dgl-results",
                        help="output folder, also used to resume (default: ./dgl-results)")
     train.add_argument("-q", "--quiet", action="store_true",
@@ -433,6 +444,8 @@ def _config(args):
         ogm_alpha=args.ogm_alpha,
         refit=args.refit,
         refit_epochs=args.refit_epochs,
+        unimodal_head=args.unimodal_head,
+        epoch_choice=args.epoch_choice,
     )
 
 

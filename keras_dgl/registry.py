@@ -219,6 +219,21 @@ DATASETS = {
     "vggsound": Dataset("vggsound", "VGGSound audio + video frames (--data-dir)"),
 }
 
+# How a fusion layer predicts from one modality (its `unimodal_head`).
+UNIMODAL_HEADS = {
+    "shared": "the fusion weights with the other modalities zeroed (the "
+              "published DGL form)",
+    "separate": "a linear head per modality",
+}
+
+# How the experiment chooses a DGL run's weights among its epochs.
+EPOCH_CHOICES = {
+    "fused": "the whole model at its best fused validation accuracy",
+    "per-modality": "each encoder and its head at its own best unimodal "
+                    "validation accuracy (keras_dgl.callbacks."
+                    "BestWeightsPerModality), the fusion at the fused one",
+}
+
 # Name -> what it trains with (keras_dgl.optimizers.make_optimizer builds it).
 OPTIMIZERS = {
     "adam": "Adam",

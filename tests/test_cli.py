@@ -204,16 +204,17 @@ def test_refit_rows_leave_the_plain_rows_unchanged(synthetic_run):
             [b - a for a, b in zip(plain, refit)])
     # The plain row is the saved best epoch's model, scored before the refit:
     # its own predictions on the test split, computed here without the
-    # experiment's cached features, give the same accuracies.
+    # experiment's cached features, give the same accuracies. (DGL's default
+    # weights are chosen per modality: tests/test_dgl_recipe.py.)
     config = ExperimentConfig(**results["config"]).resolved()
     splits = factories.load_splits(config, 1)
     keras.utils.clear_session()
-    model, _ = factories.build_model(config, Run("dgl", 1), splits)
-    model.load_weights(str(out / "runs" / "dgl-seed1" / "best.weights.h5"))
+    model, _ = factories.build_model(config, Run("joint", 1), splits)
+    model.load_weights(str(out / "runs" / "joint-seed1" / "best.weights.h5"))
     labels = splits.numpy("test")[1]
     predictions = model.predict_modalities(splits.test, verbose=0)
     scored = {name: accuracy(logits, labels) for name, logits in predictions.items()}
-    assert scored == pytest.approx(runs["dgl-seed1"]["test_accuracy"], abs=1e-9)
+    assert scored == pytest.approx(runs["joint-seed1"]["test_accuracy"], abs=1e-9)
 
 
 def test_plots_and_tensorboard_logs_are_written(synthetic_run):
@@ -255,6 +256,13 @@ def test_folder_from_before_new_settings_resumes(synthetic_run):
     path.write_text(json.dumps(old))
     status, _, stderr = _main([*argv, "--ogm-alpha", "0.5"])
     assert status == 2 and "ogm_alpha" in stderr
+    # Folders from before --unimodal-head trained DGL with the shared head:
+    # the separate-head default is another experiment.
+    before_heads = {k: v for k, v in saved.items()
+                    if k not in ("unimodal_head", "epoch_choice")}
+    path.write_text(json.dumps(before_heads))
+    status, _, stderr = _main(argv)
+    assert status == 2 and "epoch_choice, unimodal_head differ" in stderr
     path.write_text(json.dumps(saved))
 
 
@@ -367,6 +375,10 @@ def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path, monkeypatch):
         (["train", "--learning-rate", "0"], "--learning-rate"),
         (["train", "--ogm-alpha", "nan"], "--ogm-alpha"),
         (["train", "--refit-epochs", "0"], "--refit-epochs"),
+        (["train", "--unimodal-head", "both"], "--unimodal-head: invalid choice"),
+        (["train", "--epoch-choice", "last"], "--epoch-choice: invalid choice"),
+        (["train", "--unimodal-head", "shared", "--epoch-choice", "per-modality"],
+         "--unimodal-head separate or --epoch-choice fused"),
         (["tune", "--tuner", "grid"], "--tuner: invalid choice"),
         (["tune", "--dataset", "crema-d"], "--dataset: invalid choice"),
         (["tune", "--max-trials", "0"], "--max-trials"),

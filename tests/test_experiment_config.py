@@ -51,6 +51,8 @@ def test_none_takes_the_preset_and_values_are_kept():
         ("dataset", "mnist", "unknown dataset 'mnist'"),
         ("methods", ("dgl", "nope"), "unknown methods ['nope']"),
         ("data_options", "overlap=0.5", "data_options must be a dict"),
+        ("unimodal_head", "both", "unknown unimodal_head 'both'"),
+        ("epoch_choice", "last", "unknown epoch_choice 'last'"),
     ],
 )
 def test_bad_settings_are_named(setting, value, complaint):
@@ -58,6 +60,27 @@ def test_bad_settings_are_named(setting, value, complaint):
     with pytest.raises(ExperimentError) as error:
         ExperimentConfig(**kwargs).resolved()
     assert complaint in str(error.value)
+
+
+def test_dgl_recipe_defaults_and_combinations():
+    # The default is the recipe of issue 11; the shared head keeps the
+    # published form, fused-epoch choice included.
+    assert ExperimentConfig().unimodal_head == "separate"
+    config = ExperimentConfig(dataset="synthetic").resolved()
+    assert (config.unimodal_head, config.epoch_choice) == ("separate", "per-modality")
+    config = ExperimentConfig(dataset="synthetic", unimodal_head="shared").resolved()
+    assert (config.unimodal_head, config.epoch_choice) == ("shared", "fused")
+    config = ExperimentConfig(
+        dataset="synthetic", unimodal_head="separate", epoch_choice="fused"
+    ).resolved()
+    assert config.epoch_choice == "fused"
+    with pytest.raises(ExperimentError) as error:
+        ExperimentConfig(
+            dataset="synthetic", unimodal_head="shared", epoch_choice="per-modality"
+        ).resolved()
+    message = str(error.value)
+    assert "epoch_choice 'per-modality' needs unimodal_head 'separate'" in message
+    assert "--unimodal-head separate or --epoch-choice fused" in message
 
 
 def test_data_folder_rules(tmp_path):

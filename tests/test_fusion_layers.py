@@ -123,6 +123,40 @@ def test_film_condition_modality_is_configurable():
     assert tuple(scale_kernel[0].shape) == (3, 8)
 
 
+@pytest.mark.parametrize("fusion", ["concat", "sum"])
+def test_fused_from_unimodal_heads_is_the_sum_of_the_heads(fusion):
+    layer = make_fusion(fusion, num_classes=4, unimodal_head="separate")
+    features = _features({"audio": 5, "visual": 3, "text": 2})
+    before = keras.ops.convert_to_numpy(layer(features))
+    heads = layer(features, unimodal=True)
+    expected = sum(keras.ops.convert_to_numpy(v) for v in heads.values())
+    assert not np.allclose(before, expected)
+    layer.set_fused_from_unimodal_heads()
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layer(features)), expected, rtol=1e-5, atol=1e-6
+    )
+    # The heads themselves are unchanged.
+    again = layer(features, unimodal=True)
+    for name, logits in heads.items():
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(again[name]),
+            keras.ops.convert_to_numpy(logits),
+        )
+
+
+def test_fused_from_unimodal_heads_errors_name_the_problem():
+    with pytest.raises(ValueError, match="unimodal_head='separate'"):
+        shared = make_fusion("concat")
+        shared(_features())
+        shared.set_fused_from_unimodal_heads()
+    with pytest.raises(ValueError, match="Build ConcatFusion"):
+        make_fusion("concat", unimodal_head="separate").set_fused_from_unimodal_heads()
+    gated = make_fusion("gated", unimodal_head="separate")
+    gated(_features())
+    with pytest.raises(ValueError, match="GatedFusion cannot.*ConcatFusion and SumFusion"):
+        gated.set_fused_from_unimodal_heads()
+
+
 @pytest.mark.parametrize("units", [1, 5])
 @pytest.mark.parametrize("fusion", sorted(FUSION_CLASSES))
 def test_any_number_of_outputs(fusion, units):

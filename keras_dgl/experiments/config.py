@@ -21,6 +21,9 @@ ADDED_SETTINGS = {
     "refit": True,
     "refit_epochs": 20,
     "max_probe_examples": None,
+    # Folders of that time trained DGL in the published form.
+    "unimodal_head": "shared",
+    "epoch_choice": "fused",
     # The preset's optimizer recipe beyond the settings (factories.recipe).
     "recipe": {
         "weight_decay": None,
@@ -95,6 +98,18 @@ class ExperimentConfig:
             after 5 epochs without a lower validation loss; an epoch costs
             Keras' per-epoch overhead more than its few small steps, so this
             cap is what bounds the refit's cost). Defaults to `20`.
+        unimodal_head: str. A key of `keras_dgl.registry.UNIMODAL_HEADS`:
+            how the `"dgl"` runs' fusion layer predicts from one modality
+            (other methods keep the shared form). `"separate"` (default): a
+            linear head per modality, and the run's fused path is set to the
+            sum of the heads' logits before scoring and refit, where the
+            fusion layer can express it (`concat`, `sum`); `"shared"`: the
+            published form. See `keras_dgl.experiments.recipe`.
+        epoch_choice: str or `None`. A key of
+            `keras_dgl.registry.EPOCH_CHOICES`: how a `"dgl"` run's weights
+            are chosen among its epochs. `"per-modality"` needs
+            `unimodal_head="separate"`. Defaults to `"per-modality"` with
+            separate heads, `"fused"` with the shared one.
 
     Example:
 
@@ -124,6 +139,8 @@ class ExperimentConfig:
     ogm_alpha: float = 0.1
     refit: bool = True
     refit_epochs: int = 20
+    unimodal_head: str = "separate"
+    epoch_choice: Optional[str] = None
 
     def resolved(self):
         """Returns a checked copy with the dataset's defaults filled in.
@@ -158,6 +175,19 @@ class ExperimentConfig:
             raise ExperimentError(f"dataset {self.dataset!r} takes no --data-dir")
         if self.data_dir:
             check_data_dir(self.data_dir)
+        _one_of("unimodal_head", self.unimodal_head, registry.UNIMODAL_HEADS)
+        epoch_choice = _default(
+            self.epoch_choice,
+            "per-modality" if self.unimodal_head == "separate" else "fused",
+        )
+        _one_of("epoch_choice", epoch_choice, registry.EPOCH_CHOICES)
+        if epoch_choice == "per-modality" and self.unimodal_head != "separate":
+            raise ExperimentError(
+                "epoch_choice 'per-modality' needs unimodal_head 'separate' "
+                "(with the shared head an encoder's unimodal score depends on "
+                "the fusion weights of its epoch); use --unimodal-head separate "
+                "or --epoch-choice fused"
+            )
         if not isinstance(self.data_options, dict):
             raise ExperimentError(
                 f"data_options must be a dict; got {type(self.data_options).__name__}"
@@ -188,6 +218,7 @@ class ExperimentConfig:
             ogm_alpha=check_number("ogm_alpha", self.ogm_alpha, 0.0),
             refit=bool(self.refit),
             refit_epochs=check_count("refit_epochs", self.refit_epochs),
+            epoch_choice=epoch_choice,
         )
 
     def to_dict(self):

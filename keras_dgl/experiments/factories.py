@@ -9,6 +9,7 @@ import keras
 from keras_dgl import encoders as dgl_encoders
 from keras_dgl import registry
 from keras_dgl.experiments.config import ExperimentError
+from keras_dgl.experiments.dgl_recipe import fusion_options
 from keras_dgl.experiments.presets import PRESETS
 from keras_dgl.experiments.presets import lr_drop_epoch
 from keras_dgl.optimizers import make_optimizer as make_named_optimizer
@@ -163,12 +164,14 @@ def make_encoder(dataset, input_shape):
     return cls(**config)
 
 
-def make_fusion(config, num_classes):
+def make_fusion(config, num_classes, **options):
     """The fusion layer named by `config.fusion`, sized by the dataset's preset.
 
     Args:
         config: a resolved `ExperimentConfig`.
         num_classes: int. Number of classes.
+        **options: more keyword arguments of the layer (e.g.
+            `unimodal_head`).
 
     Returns:
         A new `keras_dgl.layers.FusionLayer`.
@@ -180,7 +183,9 @@ def make_fusion(config, num_classes):
     ```
     """
     kwargs = PRESETS[config.dataset]["fusion_config"].get(config.fusion, {})
-    return registry.fusion_class(config.fusion)(num_classes=num_classes, **kwargs)
+    return registry.fusion_class(config.fusion)(
+        num_classes=num_classes, **kwargs, **options
+    )
 
 
 def make_optimizer(config):
@@ -240,7 +245,8 @@ def build_model(config, run, splits, **model_kwargs):
     """Builds and compiles the model of one run.
 
     Multimodal methods get their registry class (`keras_dgl.DGLModel` for
-    the built-in ones); a unimodal baseline gets a functional
+    the built-in ones), the `"dgl"` runs' fusion layer with
+    `config.unimodal_head`; a unimodal baseline gets a functional
     `keras.Model`: the same encoder plus a `Dense` head named `"head"`.
 
     Args:
@@ -270,7 +276,8 @@ def build_model(config, run, splits, **model_kwargs):
         kwargs.update({key: getattr(config, key) for key in method.settings})
         kwargs.update(model_kwargs)
         model_class = registry.model_class(run.method)
-        model = model_class(encoders, make_fusion(config, splits.num_classes), **kwargs)
+        fusion = make_fusion(config, splits.num_classes, **fusion_options(config, run))
+        model = model_class(encoders, fusion, **kwargs)
         model.build({name: (None,) + s for name, s in shapes.items()})
     else:
         encoder = make_encoder(config.dataset, shapes[run.modality])

@@ -6,6 +6,19 @@ import math
 from keras_dgl.experiments.store import atomic_path
 
 REFIT_SUFFIX = " + refit"
+# Footnotes of the dgl row under `--unimodal-head separate`, by epoch choice.
+_DGL_SEPARATE = {
+    "per-modality": (
+        "dgl: a linear head per modality (its <modality> column); each encoder "
+        "with its head at its own best validation epoch; fused = the sum of "
+        "the heads' logits where the fusion layer can hold it (concat, sum)."
+    ),
+    "fused": (
+        "dgl: a linear head per modality (its <modality> column), at the best "
+        "fused validation epoch; fused = the sum of the heads' logits where "
+        "the fusion layer can hold it (concat, sum)."
+    ),
+}
 _WIDTH = 14
 
 
@@ -151,8 +164,8 @@ def _footnotes(results, rows):
     config = results["config"]
     lines = [
         "fused: the model's prediction; <modality>: its prediction from that "
-        "modality alone (multimodal models: the fusion weights with the other "
-        "modalities zeroed);",
+        "modality alone (multimodal models with a shared head: the fusion "
+        "weights with the other modalities zeroed);",
         "probe <modality>: logistic regression on the frozen encoder's "
         "features (fitted on the training split). Each run's epoch is chosen "
         "on validation accuracy.",
@@ -160,6 +173,8 @@ def _footnotes(results, rows):
     if not config["probe"]:
         lines.pop()
         lines[-1] = lines[-1].rstrip(";") + "."
+    if "dgl" in rows and config.get("unimodal_head") == "separate":
+        lines.append(_DGL_SEPARATE.get(config.get("epoch_choice"), _DGL_SEPARATE["fused"]))
     if results.get("refit_gain") or any(r.endswith(REFIT_SUFFIX) for r in rows):
         lines.append(
             "<method> + refit: that model after refitting its fusion layer on "

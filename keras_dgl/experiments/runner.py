@@ -7,6 +7,7 @@ experiment.json              # the settings the folder belongs to
 modalities.json              # the data's modalities (names the baselines)
 runs/<run>/result.json       # written when a run has finished (skip marker)
 runs/<run>/best.weights.h5   # the finished run's best validation epoch
+runs/<run>/best_per_modality/   # dgl: each encoder's best epoch (dgl_recipe)
 runs/<run>/checkpoints/      # an unfinished run's state after its last epochs
 runs/<run>/gblend.json       # gblend runs: the estimated loss weights
 tensorboard/<run>/           # keras.callbacks.TensorBoard logs
@@ -40,6 +41,7 @@ from keras_dgl.experiments.checkpoints import RunCheckpoints
 from keras_dgl.experiments.checkpoints import RunRecorder
 from keras_dgl.experiments.checkpoints import RunState
 from keras_dgl.experiments.config import Run
+from keras_dgl.experiments.dgl_recipe import DGLRecipe
 from keras_dgl.experiments.factories import build_model
 from keras_dgl.experiments.factories import load_splits
 from keras_dgl.experiments.factories import lr_schedule
@@ -187,7 +189,9 @@ def _train_run(config, run, out, verbose, extra_callbacks, log, counter):
             f"of {config.epochs}")
     train, steps = _epoch_stream(select(splits.train, run.modality), first_epoch)
     recorder = RunRecorder(checkpoints, state)
+    dgl_recipe = DGLRecipe(config, run, run_dir)
     own = [
+        *dgl_recipe.callbacks(),
         keras.callbacks.TensorBoard(tensorboard_dir, write_graph=False),
         # Last of ours: an epoch counts as completed once it is checkpointed.
         recorder,
@@ -217,6 +221,7 @@ def _train_run(config, run, out, verbose, extra_callbacks, log, counter):
     )
     seconds = time.time() - started
     checkpoints.load_best(model)
+    extra_record.update(dgl_recipe.choose_weights(model, log, counter))
 
     history = _history_lists(state.history)
     # The refit's shuffles, too, are the run's own.

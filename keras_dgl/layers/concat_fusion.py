@@ -55,6 +55,16 @@ class ConcatFusion(FusionLayer):
         )
         return ops.add(ops.matmul(stacked, self.kernel), self.bias)
 
+    def assign_fused_from_heads(self, heads):
+        # Rows of the kernel follow the sorted modalities, as in `fuse`.
+        self.kernel.assign(
+            ops.concatenate([heads[name].kernel for name in self.modalities], axis=0)
+        )
+        bias = heads[self.modalities[0]].bias
+        for name in self.modalities[1:]:
+            bias = ops.add(bias, heads[name].bias)
+        self.bias.assign(bias)
+
     def shared_unimodal_logits(self, features, modality, training=None):
         start, stop = self._slices[modality]
         kernel = self.kernel[start:stop]

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-UNIMODAL_HEAD_MODES = ("shared", "separate")
+from keras_dgl.registry import UNIMODAL_HEADS
 
 
 @keras.saving.register_keras_serializable(package="keras_dgl")
@@ -29,9 +29,10 @@ class FusionLayer(keras.layers.Layer):
 
     Subclasses implement `build_fusion(feature_shapes)` and
     `fuse(features, training)`; they may override `shared_unimodal_logits`
-    where a cheaper formula gives the same result as zeroing. Modality names
-    are always processed in sorted order, so the layer does not depend on the
-    order of dict keys.
+    where a cheaper formula gives the same result as zeroing, and
+    `assign_fused_from_heads` where the fused path can express the sum of
+    separate heads. Modality names are always processed in sorted order, so
+    the layer does not depend on the order of dict keys.
 
     Args:
         units: int. Number of outputs, at least 1. For classification this is
@@ -56,9 +57,9 @@ class FusionLayer(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.units = _check_units(units, num_classes, type(self).__name__)
-        if unimodal_head not in UNIMODAL_HEAD_MODES:
+        if unimodal_head not in UNIMODAL_HEADS:
             raise ValueError(
-                f"`unimodal_head` must be one of {UNIMODAL_HEAD_MODES}. "
+                f"`unimodal_head` must be one of {tuple(UNIMODAL_HEADS)}. "
                 f"Received: {unimodal_head!r}"
             )
         self.unimodal_head = unimodal_head
@@ -115,6 +116,49 @@ class FusionLayer(keras.layers.Layer):
             name: self.shared_unimodal_logits(features, name, training=training)
             for name in self.modalities
         }
+
+    def set_fused_from_unimodal_heads(self):
+        """Makes the fused logits the sum of the separate unimodal heads' logits.
+
+        With `unimodal_head="separate"`, overwrites the fused path so that
+        `fused(f) = sum_m head_m(f_m)`: a late fusion (product of experts)
+        of the per-modality classifiers, which under `method="dgl"` were
+        trained with their own encoders. A fusion refit started from it
+        (`model.refit_fusion`) keeps it as its epoch 0 and replaces it only
+        where the validation score improves. Only `ConcatFusion` (the kernel
+        stacked from the heads' kernels, the bias their sum) and `SumFusion`
+        (each modality's classifier set to its head) can express this sum.
+
+        Example:
+
+        ```python
+        fusion = keras_dgl.layers.ConcatFusion(7, unimodal_head="separate")
+        fusion(features)
+        fusion.set_fused_from_unimodal_heads()
+        ```
+        """
+        name = self.__class__.__name__
+        if self.unimodal_head != "separate":
+            raise ValueError(
+                f"{name}.set_fused_from_unimodal_heads needs "
+                "unimodal_head='separate'; this layer shares the fusion "
+                "weights for its unimodal predictions."
+            )
+        if not self.built:
+            raise ValueError(
+                f"Build {name} (call it on features once) before "
+                "set_fused_from_unimodal_heads."
+            )
+        self.assign_fused_from_heads(
+            {m: self.unimodal_heads[m] for m in self.modalities}
+        )
+
+    def assign_fused_from_heads(self, heads):
+        """Hook: sets the fused path to the sum of `heads` (name -> `Dense`)."""
+        raise ValueError(
+            f"{self.__class__.__name__} cannot make its fused logits the sum "
+            "of the unimodal heads' logits; ConcatFusion and SumFusion can."
+        )
 
     def fused_path_variables(self):
         """Trainable variables that the fused prediction depends on."""

@@ -45,5 +45,10 @@ class SumFusion(FusionLayer):
             fused = ops.add(fused, term)
         return fused
 
+    def assign_fused_from_heads(self, heads):
+        for name in self.modalities:
+            self.classifiers[name].kernel.assign(heads[name].kernel)
+            self.classifiers[name].bias.assign(heads[name].bias)
+
     def shared_unimodal_logits(self, features, modality, training=None):
         return self.classifiers[modality](features[modality])
