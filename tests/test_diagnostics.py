@@ -83,6 +83,16 @@ def test_modality_contribution_zero_and_noise():
     assert again == results["noise"]  # seeded, and tf.data gives the same data
     with pytest.raises(ValueError, match="mode"):
         diagnostics.modality_contribution(model, test, mode="shuffle")
+    # Streamed batch by batch: the same result from small batches of a
+    # one-shot iterator (zero mode reads the data once)...
+    x, y = test
+    one_shot = iter([({n: v[i:i + 50] for n, v in x.items()}, y[i:i + 50])
+                     for i in range(0, len(y), 50)])
+    assert diagnostics.modality_contribution(model, one_shot) == results["zero"]
+    # ...while noise mode, which reads it twice, names the problem.
+    one_shot = iter([(x, y)])
+    with pytest.raises(ValueError, match="reads `data` twice"):
+        diagnostics.modality_contribution(model, one_shot, mode="noise")
 
 
 def test_imbalance_summary_against_unimodal_references():

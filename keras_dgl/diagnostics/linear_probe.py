@@ -1,12 +1,13 @@
 """Linear probes of each encoder's frozen features."""
 
+import keras
 import numpy as np
 
+from keras_dgl import backend as dgl_backend
 from keras_dgl.diagnostics._task import check_task
 from keras_dgl.diagnostics._task import score
 from keras_dgl.diagnostics._task import task_of
 from keras_dgl.utils.accuracy import class_ids
-from keras_dgl.utils.data_adapter import to_numpy
 from keras_dgl.utils.encoder_features import encoder_features
 
 
@@ -146,11 +147,13 @@ def linear_probe(model, train_data, test_data, max_iter=1000, batch_size=256):
           jointly trained encoders)
     """
     task = task_of(model, "linear_probe")
-    x_test, y_test = to_numpy(test_data)
+    # Streamed: each split is encoded once, one batch of inputs at a time,
+    # and the model's predictions are computed from the test features.
     train = encoder_features(model.encoders, train_data, batch_size)
-    test = encoder_features(model.encoders, (x_test, y_test), batch_size)
+    test = encoder_features(model.encoders, test_data, batch_size)
     probes = probe_accuracy(*train, *test, max_iter=max_iter, task=task)
-    predictions = model.predict_modalities(x_test, batch_size=batch_size, verbose=0)
+    y_test = test[1]
+    predictions = _predictions_from_features(model, test[0], batch_size)
     return {
         "linear_probe": {name: probes[name] for name in model.modality_names},
         "unimodal_head": {
@@ -159,3 +162,23 @@ def linear_probe(model, train_data, test_data, max_iter=1000, batch_size=256):
         },
         "fused": score(predictions["fused"], y_test, task),
     }
+
+
+def _predictions_from_features(model, features, batch_size):
+    """`predict_modalities`' outputs, from the encoders' test features."""
+    names = list(model.modality_names)
+    parts = {key: [] for key in ["fused"] + names}
+    count = len(next(iter(features.values())))
+    with dgl_backend.no_grad():
+        for start in range(0, count, batch_size):
+            chunk = {
+                n: keras.ops.convert_to_tensor(features[n][start:start + batch_size])
+                for n in names
+            }
+            outputs = model.outputs_from_features(chunk, training=False)
+            parts["fused"].append(keras.ops.convert_to_numpy(outputs["fused"]))
+            for name in names:
+                parts[name].append(
+                    keras.ops.convert_to_numpy(outputs["unimodal"][name])
+                )
+    return {key: np.concatenate(chunks) for key, chunks in parts.items()}
