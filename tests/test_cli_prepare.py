@@ -1,5 +1,6 @@
 """`keras-dgl prepare`: the command around `keras_dgl.datasets.prepare`."""
 
+import pytest
 import contextlib
 import io
 import json
@@ -9,6 +10,9 @@ from av_test_utils import make_tree
 
 from keras_dgl import cli
 from keras_dgl.datasets.presets import CREMA_D_CLASSES
+
+# `keras-dgl prepare` writes TFRecord shards with TensorFlow whatever the Keras backend (see conftest).
+pytestmark = pytest.mark.backend_independent
 
 
 def _main(argv):

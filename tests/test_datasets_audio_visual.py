@@ -14,6 +14,9 @@ from keras_dgl.datasets import audio_visual, ave, crema_d, kinetics_sounds
 from keras_dgl.datasets.ave import AVE_CLASSES
 from keras_dgl.datasets.crema_d import CREMA_D_CLASSES
 
+# The loaders are tf.data pipelines whatever the Keras backend (see conftest).
+pytestmark = pytest.mark.backend_independent
+
 SMALL = dict(image_size=32, batch_size=4)
 GENERIC = dict(name="custom", sample_rate=8000, clip_seconds=1.0, n_fft=128,
                hop_length=64, frames=2, validation_fraction=0.0, **SMALL)

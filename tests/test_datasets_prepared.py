@@ -77,6 +77,7 @@ def _evaluate(preprocessing, features):
 # What prepare writes.
 
 
+@pytest.mark.backend_independent  # prepare/tf.data only (see conftest)
 def test_prepare_writes_shards_and_a_complete_manifest(crema):
     _, out, summary = crema
     assert summary["counts"] == {"train": 12, "test": 6}
@@ -103,6 +104,7 @@ def test_prepare_writes_shards_and_a_complete_manifest(crema):
     assert verify_prepared(out)["shards"] == len(shards)
 
 
+@pytest.mark.backend_independent  # prepare/tf.data only (see conftest)
 def test_evaluation_split_is_the_same_from_raw_and_prepared(crema):
     raw, out, _ = crema
     for seed in (0, 3):
@@ -186,6 +188,7 @@ def test_waveform_storage_keeps_the_random_crop(tmp_path):
 # Resuming.
 
 
+@pytest.mark.backend_independent  # prepare/tf.data only (see conftest)
 def test_interrupted_prepare_resumes_without_rewriting_shards(
         crema, tmp_path, monkeypatch):
     raw, reference, _ = crema
@@ -232,6 +235,7 @@ def test_interrupted_prepare_resumes_without_rewriting_shards(
         prepare("crema-d", raw, out, frame_size=64, **QUIET)
 
 
+@pytest.mark.backend_independent  # prepare/tf.data only (see conftest)
 def test_prepare_refuses_a_foreign_folder_and_bad_options(crema, tmp_path):
     raw, _, _ = crema
     foreign = tmp_path / "foreign"
@@ -284,6 +288,7 @@ def _damage(out, how):
         ("truncated", ValueError, "{shard} has .* bytes.*Re-run"),
     ],
 )
+@pytest.mark.backend_independent  # prepare/tf.data only (see conftest)
 def test_damaged_prepared_folder_is_named(crema, tmp_path, how, error,
                                           pattern):
     out = _copy(crema[1], tmp_path)
@@ -292,6 +297,7 @@ def test_damaged_prepared_folder_is_named(crema, tmp_path, how, error,
         crema_d(out, **SMALL)
 
 
+@pytest.mark.backend_independent  # prepare/tf.data only (see conftest)
 def test_checksum_mismatch_is_named(crema, tmp_path):
     out = _copy(crema[1], tmp_path)
     shard = _damage(out, "flipped")
@@ -316,11 +322,13 @@ def test_checksum_mismatch_is_named(crema, tmp_path):
          "random_audio_crop needs the waveform"),
     ],
 )
+@pytest.mark.backend_independent  # prepare/tf.data only (see conftest)
 def test_arguments_that_disagree_with_the_manifest(crema, read, pattern):
     with pytest.raises(ValueError, match=pattern):
         read(crema[1])
 
 
+@pytest.mark.backend_independent  # prepare/tf.data only (see conftest)
 def test_device_augmentation_needs_prepared_data(crema):
     with pytest.raises(ValueError, match="augment='device'.*prepare"):
         crema_d(crema[0], augment="device", **SMALL)
@@ -330,6 +338,7 @@ def test_device_augmentation_needs_prepared_data(crema):
 # Bad source clips during prepare.
 
 
+@pytest.mark.backend_independent  # prepare/tf.data only (see conftest)
 def test_undecodable_jpeg_is_named_with_clip_and_line(tmp_path):
     raw = str(tmp_path / "raw")
     rows = make_tree(raw, CREMA_D_CLASSES[:2], clips_per_class=2, test_every=2)
@@ -373,6 +382,7 @@ def _vggsound_tree(root):
         csv.writer(handle).writerows(rows)
 
 
+@pytest.mark.backend_independent  # prepare/tf.data only (see conftest)
 def test_vggsound_reads_its_list_and_prepares(tmp_path, caplog):
     raw, out = str(tmp_path / "raw"), str(tmp_path / "out")
     _vggsound_tree(raw)

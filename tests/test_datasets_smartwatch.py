@@ -9,6 +9,9 @@ import pytest
 
 from keras_dgl.datasets import smartwatch
 
+# The smartwatch loader is NumPy and tf.data whatever the Keras backend (see conftest).
+pytestmark = pytest.mark.backend_independent
+
 
 def _data_file():
     spec = importlib.util.find_spec("seglearn")

@@ -8,6 +8,9 @@ import pytest
 
 from keras_dgl.datasets import smartwatch
 
+# The smartwatch loader is NumPy and tf.data whatever the Keras backend (see conftest).
+pytestmark = pytest.mark.backend_independent
+
 
 def _watch_file(path, **overrides):
     rng = np.random.default_rng(0)
