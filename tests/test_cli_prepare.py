@@ -1,10 +1,11 @@
 """`keras-dgl prepare`: the command around `keras_dgl.datasets.prepare`."""
 
-import pytest
 import contextlib
 import io
 import json
 import os
+
+import pytest
 
 from av_test_utils import make_tree
 
