@@ -36,7 +36,9 @@ def _binary_cross_entropy(y, logits):
 
 
 def _squared_error(y, outputs):
-    return keras.ops.mean(keras.ops.square(outputs - y))
+    # keras.ops.subtract: torch refuses `tensor - ndarray` for a tensor that
+    # requires grad.
+    return keras.ops.mean(keras.ops.square(keras.ops.subtract(outputs, y)))
 
 
 # Per task: the compiled loss, the same loss written out, and labels.
