@@ -273,19 +273,7 @@ class _Transforms:
             data = [selected[i] for i in range(count)]
         size = [self.config.image_size, self.config.image_size]
         if training and self.config.augment:
-            first = tf.io.extract_jpeg_shape(data[0])
-            begin, extent, _ = tf.image.sample_distorted_bounding_box(
-                first,
-                bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
-                min_object_covered=0.0,
-                aspect_ratio_range=(3.0 / 4.0, 4.0 / 3.0),
-                area_range=(0.08, 1.0),
-                max_attempts=10,
-                use_image_if_no_bounding_boxes=True,
-            )
-            relative = tf.cast(
-                tf.concat([begin[:2], extent[:2]], 0), tf.float32
-            ) / tf.cast(tf.tile(first[:2], [2]), tf.float32)
+            relative = _random_resized_crop_box(tf.io.extract_jpeg_shape(data[0]))
             images = []
             for item in data:
                 window = _crop_window(relative, tf.io.extract_jpeg_shape(item))
@@ -308,6 +296,27 @@ class _Transforms:
             )
         images = (images / 255.0 - self.mean) / self.std
         return tf.ensure_shape(images, self.visual_shape)
+
+def _random_resized_crop_box(image_shape):
+    """A published random-resized-crop box of an image, relative to its size.
+
+    Scale in [0.08, 1] of the area and aspect ratio in [3/4, 4/3], as
+    torchvision's `RandomResizedCrop`; returns `(top, left, height, width)`
+    as fractions of the image's height and width.
+    """
+    begin, extent, _ = tf.image.sample_distorted_bounding_box(
+        image_shape,
+        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        min_object_covered=0.0,
+        aspect_ratio_range=(3.0 / 4.0, 4.0 / 3.0),
+        area_range=(0.08, 1.0),
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
+    return tf.cast(tf.concat([begin[:2], extent[:2]], 0), tf.float32) / tf.cast(
+        tf.tile(image_shape[:2], [2]), tf.float32
+    )
+
 
 def _frame_indices(count, frames, training):
     """One frame index per equal segment of `count` frames: shape

@@ -19,7 +19,9 @@ import tensorflow as tf
 
 from keras_dgl.datasets._av_config import IMAGENET_MEAN, IMAGENET_STD
 from keras_dgl.datasets._csv_lists import _carve_validation, _Entry
-from keras_dgl.datasets._pipelines import _frame_indices, _transforms_for
+from keras_dgl.datasets._pipelines import _frame_indices
+from keras_dgl.datasets._pipelines import _random_resized_crop_box
+from keras_dgl.datasets._pipelines import _transforms_for
 from keras_dgl.datasets.splits import DatasetSplits
 
 FORMAT = "keras_dgl.prepared_audio_visual"
@@ -248,19 +250,7 @@ class _Reader:
         if training and config.augment:
             # The box is drawn in the source frame's pixels, so its aspect
             # ratio follows the source also where storage stretched it.
-            source = tf.concat([source_size, [3]], 0)
-            begin, extent, _ = tf.image.sample_distorted_bounding_box(
-                source,
-                bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
-                min_object_covered=0.0,
-                aspect_ratio_range=(3.0 / 4.0, 4.0 / 3.0),
-                area_range=(0.08, 1.0),
-                max_attempts=10,
-                use_image_if_no_bounding_boxes=True,
-            )
-            relative = tf.cast(
-                tf.concat([begin[:2], extent[:2]], 0), tf.float32
-            ) / tf.cast(tf.tile(source[:2], [2]), tf.float32)
+            relative = _random_resized_crop_box(tf.concat([source_size, [3]], 0))
             # Bilinear, without the antialiasing of the raw loader's crops:
             # from 256-pixel frames a crop is at most 1.5x the output size,
             # and tf.image.resize's antialiased kernel costs 5x more here.
