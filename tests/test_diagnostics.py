@@ -145,3 +145,20 @@ def test_plot_gradient_ratios_writes_a_png(tmp_path):
         diagnostics.plot_gradient_ratios(
             {"joint": {"loss": [1.0]}}, str(tmp_path / "x.png")
         )
+
+
+@pytest.mark.parametrize("method", ["dgl", "mla"])
+def test_predictions_from_features_match_predict_modalities(method):
+    # Encoded once, then predicted in chunks through the method's own forward
+    # pass (mla fuses without the fusion layer).
+    splits = _splits()
+    model = _model(splits, method=method)
+    x, _ = splits.numpy("test")
+    features, _ = keras_dgl.utils.encoder_features(model.encoders, splits.test)
+    got = keras_dgl.utils.predictions_from_features(
+        model.outputs_from_features, features, batch_size=37
+    )
+    expected = model.predict_modalities(x, verbose=0)
+    assert set(got) == set(expected)
+    for key, value in expected.items():
+        np.testing.assert_allclose(got[key], value, rtol=1e-5, atol=1e-5)

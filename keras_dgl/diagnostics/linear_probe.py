@@ -1,14 +1,13 @@
 """Linear probes of each encoder's frozen features."""
 
-import keras
 import numpy as np
 
-from keras_dgl import backend as dgl_backend
 from keras_dgl.diagnostics._task import check_task
 from keras_dgl.diagnostics._task import score
 from keras_dgl.diagnostics._task import task_of
 from keras_dgl.utils.accuracy import class_ids
 from keras_dgl.utils.encoder_features import encoder_features
+from keras_dgl.utils.encoder_features import predictions_from_features
 
 
 def probe_accuracy(
@@ -153,7 +152,9 @@ def linear_probe(model, train_data, test_data, max_iter=1000, batch_size=256):
     test = encoder_features(model.encoders, test_data, batch_size)
     probes = probe_accuracy(*train, *test, max_iter=max_iter, task=task)
     y_test = test[1]
-    predictions = _predictions_from_features(model, test[0], batch_size)
+    predictions = predictions_from_features(
+        model.outputs_from_features, test[0], batch_size
+    )
     return {
         "linear_probe": {name: probes[name] for name in model.modality_names},
         "unimodal_head": {
@@ -162,23 +163,3 @@ def linear_probe(model, train_data, test_data, max_iter=1000, batch_size=256):
         },
         "fused": score(predictions["fused"], y_test, task),
     }
-
-
-def _predictions_from_features(model, features, batch_size):
-    """`predict_modalities`' outputs, from the encoders' test features."""
-    names = list(model.modality_names)
-    parts = {key: [] for key in ["fused"] + names}
-    count = len(next(iter(features.values())))
-    with dgl_backend.no_grad():
-        for start in range(0, count, batch_size):
-            chunk = {
-                n: keras.ops.convert_to_tensor(features[n][start:start + batch_size])
-                for n in names
-            }
-            outputs = model.outputs_from_features(chunk, training=False)
-            parts["fused"].append(keras.ops.convert_to_numpy(outputs["fused"]))
-            for name in names:
-                parts[name].append(
-                    keras.ops.convert_to_numpy(outputs["unimodal"][name])
-                )
-    return {key: np.concatenate(chunks) for key, chunks in parts.items()}

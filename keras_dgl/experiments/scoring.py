@@ -23,6 +23,7 @@ from keras_dgl.diagnostics.shapley_contribution import shapley_values
 from keras_dgl.utils.accuracy import accuracy
 from keras_dgl.utils.data_adapter import batches
 from keras_dgl.utils.encoder_features import encoder_features
+from keras_dgl.utils.encoder_features import predictions_from_features
 
 # Inference batches: larger than training ones, since they cost less per
 # example.
@@ -211,37 +212,6 @@ def feature_predictor(model):
     }
 
 
-def fusion_predictions(predict, features, batch_size=INFERENCE_BATCH):
-    """Inference-mode predictions from features.
-
-    Args:
-        predict: a callable from `{modality: (batch, dim)}` features to
-            `{"fused": logits, "unimodal": {modality: logits}}`
-            (`feature_predictor(model)`).
-        features: dict mapping each modality to an `(n, dim)` array.
-        batch_size: int. Examples per call. Defaults to `256`.
-
-    Returns:
-        dict: `"fused"` and one entry per modality, `(n, num_classes)` arrays.
-    """
-    names = list(features)
-    count = len(next(iter(features.values())))
-    parts = {key: [] for key in ["fused"] + names}
-    with dgl_backend.no_grad():
-        for start in range(0, count, batch_size):
-            # Tensors: a method's forward pass may use ops (torch's
-            # `stop_gradient`) that take no NumPy arrays.
-            chunk = {
-                n: keras.ops.convert_to_tensor(features[n][start:start + batch_size])
-                for n in names
-            }
-            outputs = predict(chunk)
-            parts["fused"].append(_numpy(outputs["fused"]))
-            for name in names:
-                parts[name].append(_numpy(outputs["unimodal"][name]))
-    return {key: np.concatenate(chunks) for key, chunks in parts.items()}
-
-
 def _numpy(tensor):
     return np.asarray(keras.ops.convert_to_numpy(tensor), "float32")
 
@@ -265,7 +235,7 @@ def check_consistent(model, run, splits, encoded):
         if run.modality is None:
             batch = {name: np.asarray(x[name][:count]) for name in model.modality_names}
             expected = _numpy(model(batch, training=False)["fused"])
-            got = fusion_predictions(
+            got = predictions_from_features(
                 feature_predictor(model), {n: f[:count] for n, f in features.items()}
             )["fused"]
         else:
@@ -307,7 +277,7 @@ def score_run(model, encoders, run, splits, config, log, counter):
             logits = _numpy(head(test_x[run.modality]))
         scores = {"test_accuracy": {run.modality: accuracy(logits, test_y)}}
     else:
-        predictions = fusion_predictions(feature_predictor(model), test_x)
+        predictions = predictions_from_features(feature_predictor(model), test_x)
         scores = {
             "test_accuracy": {
                 name: accuracy(logits, test_y) for name, logits in predictions.items()
@@ -370,7 +340,7 @@ def zero_contribution(predict, encoded):
             else np.repeat(zeros[name], count, axis=0)
             for name in names
         }
-        return (accuracy(fusion_predictions(predict, replaced)["fused"], labels),)
+        return (accuracy(predictions_from_features(predict, replaced)["fused"], labels),)
 
     full = fused_accuracy(names)[0]
     ablated = {
@@ -399,7 +369,7 @@ def refit(model, encoded, config, log, counter, run):
     )
     test_x, test_y = encoded["test"]
     fused = accuracy(
-        fusion_predictions(feature_predictor(model), test_x)["fused"], test_y
+        predictions_from_features(feature_predictor(model), test_x)["fused"], test_y
     )
     before, after = outcome["before"], outcome["after"]
     log(f"{counter} {run.name}: fusion refit, epoch {outcome['best_epoch']} of "

@@ -2,7 +2,8 @@
 
 - `batches`, `first_batch`, `to_numpy`: `(features, labels)` NumPy batches from
   arrays, a `tf.data.Dataset` or any iterable of batches;
-- `encoder_features`: every encoder's inference-mode features of some data;
+- `encoder_features`: every encoder's inference-mode features of some data, and
+  `predictions_from_features`: a model's outputs computed from them;
 - `accuracy`, `class_ids`: accuracy of logits against sparse or one-hot labels.
 """
 
@@ -12,6 +13,7 @@ from keras_dgl.utils.data_adapter import batches
 from keras_dgl.utils.data_adapter import first_batch
 from keras_dgl.utils.data_adapter import to_numpy
 from keras_dgl.utils.encoder_features import encoder_features
+from keras_dgl.utils.encoder_features import predictions_from_features
 
 __all__ = [
     "accuracy",
@@ -19,5 +21,6 @@ __all__ = [
     "class_ids",
     "encoder_features",
     "first_batch",
+    "predictions_from_features",
     "to_numpy",
 ]
