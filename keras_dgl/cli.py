@@ -19,9 +19,9 @@ import textwrap
 from keras_dgl import registry
 from keras_dgl.experiments.config import DEFAULT_METHODS
 from keras_dgl.experiments.config import ExperimentConfig
-from keras_dgl.experiments.config import ExperimentError
 from keras_dgl.experiments.config import check_number
 from keras_dgl.experiments.config import seed_list
+from keras_dgl.experiments.errors import ExperimentError
 from keras_dgl.experiments.presets import PRESETS
 
 PROG = "keras-dgl"
@@ -452,7 +452,7 @@ def _config(args):
 def _train(config, args, verbose):
     from keras_dgl.experiments import determinism
     from keras_dgl.experiments import runner  # Imports Keras: only now.
-    from keras_dgl.experiments.config import TrainingDiverged
+    from keras_dgl.experiments.errors import TrainingDiverged
 
     if args.deterministic:
         determinism.enable()

@@ -24,7 +24,7 @@ from keras_dgl import registry
 from keras_dgl.experiments import factories
 from keras_dgl.experiments import runner
 from keras_dgl.experiments.config import ExperimentConfig
-from keras_dgl.experiments.config import Run
+from keras_dgl.experiments.run import Run
 from keras_dgl.utils import accuracy
 
 BACKEND = keras.backend.backend()

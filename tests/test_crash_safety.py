@@ -21,7 +21,7 @@ import pytest
 
 from keras_dgl.experiments import runner
 from keras_dgl.experiments.config import ExperimentConfig
-from keras_dgl.experiments.config import ExperimentError
+from keras_dgl.experiments.errors import ExperimentError
 from keras_dgl.experiments.presets import PRESETS
 
 WORKER = os.path.join(os.path.dirname(__file__), "experiment_worker.py")

@@ -18,8 +18,8 @@ import pytest
 from keras_dgl.experiments import factories
 from keras_dgl.experiments import runner
 from keras_dgl.experiments.config import ExperimentConfig
-from keras_dgl.experiments.config import Run
 from keras_dgl.experiments.dgl_recipe import PER_MODALITY_DIR
+from keras_dgl.experiments.run import Run
 from keras_dgl.utils import accuracy
 
 EPOCHS = 4

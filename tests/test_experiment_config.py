@@ -8,7 +8,7 @@ import math
 import pytest
 
 from keras_dgl.experiments.config import ExperimentConfig
-from keras_dgl.experiments.config import ExperimentError
+from keras_dgl.experiments.errors import ExperimentError
 from keras_dgl.experiments.presets import PRESETS
 
 

@@ -6,7 +6,9 @@ epoch on the validation split and scores it on the test split. The package
 is split by concern:
 
 - `presets`: per-dataset defaults and the published recipe (plain data);
-- `config`: `ExperimentConfig`, `Run`, `ExperimentError` (no Keras);
+- `config`, `run`, `errors`: `ExperimentConfig`, `Run`, `ExperimentError` and
+  `TrainingDiverged` (no Keras);
+- `checkpoints`, `run_state`, `run_recorder`: a run's crash-safe checkpoints;
 - `factories`: data, encoders, fusion layers, optimizers and models;
 - `store`: atomic files and the output folder;
 - `runner`: `run_experiment`, the training loop with resume;
@@ -32,9 +34,9 @@ import importlib
 
 _ATTRIBUTES = {
     "ExperimentConfig": "config",
-    "ExperimentError": "config",
-    "Run": "config",
-    "TrainingDiverged": "config",
+    "ExperimentError": "errors",
+    "Run": "run",
+    "TrainingDiverged": "errors",
     "PRESETS": "presets",
     "PUBLISHED_RECIPE": "presets",
     "run_experiment": "runner",

@@ -9,6 +9,7 @@ import os
 from typing import Any, Optional
 
 from keras_dgl import registry
+from keras_dgl.experiments.errors import ExperimentError
 from keras_dgl.experiments.presets import PRESETS
 
 # Settings that do not change what a run computes; a folder may be reused
@@ -33,18 +34,6 @@ ADDED_SETTINGS = {
     },
 }
 DEFAULT_METHODS = ("dgl", "joint", "unimodal")
-
-
-class ExperimentError(ValueError):
-    """A problem with the experiment's settings, data or output folder.
-
-    The message is meant for the user as is (the command prints it as one
-    line and exits with status 2).
-    """
-
-
-class TrainingDiverged(ExperimentError):
-    """A run's loss became non-finite; the command exits with status 1."""
 
 
 @dataclasses.dataclass
@@ -237,32 +226,6 @@ class ExperimentConfig:
         }
         mine["backend"] = backend
         return mine
-
-
-@dataclasses.dataclass(frozen=True)
-class Run:
-    """One training run of an experiment: a method on one split.
-
-    Args:
-        method: str. A key of `keras_dgl.registry.METHODS`.
-        seed: int. The split and initialisation seed.
-        modality: str or `None`. The modality of a `"unimodal"` baseline.
-    """
-
-    method: str
-    seed: int
-    modality: Optional[str] = None
-
-    @property
-    def row(self):
-        """The table row this run belongs to."""
-        return f"unimodal {self.modality}" if self.modality else self.method
-
-    @property
-    def name(self):
-        """The run's folder name, e.g. `"dgl-seed0"`."""
-        kind = f"unimodal_{self.modality}" if self.modality else self.method
-        return f"{kind}-seed{self.seed}"
 
 
 def _default(value, preset_value):

@@ -8,8 +8,8 @@ import keras
 
 from keras_dgl import encoders as dgl_encoders
 from keras_dgl import registry
-from keras_dgl.experiments.config import ExperimentError
 from keras_dgl.experiments.dgl_recipe import fusion_options
+from keras_dgl.experiments.errors import ExperimentError
 from keras_dgl.experiments.presets import PRESETS
 from keras_dgl.experiments.presets import lr_drop_epoch
 from keras_dgl.optimizers import make_optimizer as make_named_optimizer

@@ -38,9 +38,6 @@ from keras_dgl.experiments import determinism
 from keras_dgl.experiments import plots
 from keras_dgl.experiments import store
 from keras_dgl.experiments.checkpoints import RunCheckpoints
-from keras_dgl.experiments.checkpoints import RunRecorder
-from keras_dgl.experiments.checkpoints import RunState
-from keras_dgl.experiments.config import Run
 from keras_dgl.experiments.dgl_recipe import DGLRecipe
 from keras_dgl.experiments.factories import build_model
 from keras_dgl.experiments.factories import load_splits
@@ -49,6 +46,9 @@ from keras_dgl.experiments.factories import recipe
 from keras_dgl.experiments.factories import select
 from keras_dgl.experiments.presets import PRESETS
 from keras_dgl.experiments.report import write_csv
+from keras_dgl.experiments.run import Run
+from keras_dgl.experiments.run_recorder import RunRecorder
+from keras_dgl.experiments.run_state import RunState
 from keras_dgl.experiments.scoring import score_run
 from keras_dgl.experiments.summary import summarize
 from keras_dgl.utils.data_adapter import batches

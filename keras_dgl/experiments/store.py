@@ -15,7 +15,7 @@ import tempfile
 import numpy as np
 
 from keras_dgl.experiments.config import ADDED_SETTINGS
-from keras_dgl.experiments.config import ExperimentError
+from keras_dgl.experiments.errors import ExperimentError
 
 
 @contextlib.contextmanager

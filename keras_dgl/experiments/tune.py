@@ -6,7 +6,7 @@ import time
 import keras
 
 from keras_dgl import registry
-from keras_dgl.experiments.config import ExperimentError
+from keras_dgl.experiments.errors import ExperimentError
 from keras_dgl.experiments.factories import check_data_options
 from keras_dgl.experiments.factories import make_encoder
 from keras_dgl.experiments.presets import PRESETS
