@@ -8,6 +8,14 @@ when the run ends, so the three reports do not interleave; a line reports
 each run's start, end, exit code and wall time. The exit code is 0 only if
 every run passed.
 
+The runs share the machine's cores: each gets `cores // runs` threads (at
+least one) for its frameworks' thread pools, through the environment, which
+the processes the tests start inherit. Left to themselves, TensorFlow, XLA
+and torch each size their pools to every core, and three of them on two
+cores mostly wait for each other: the suite's tiny models gain nothing from
+threads (benchmarks/RESULTS.md, "test suite"). A variable already set is
+kept.
+
 Usage:
 
 ```bash
@@ -53,6 +61,7 @@ def main(argv=None):
             for backend in backends:
                 log = open(os.path.join(logs, f"{backend}.log"), "w+b")
                 env = dict(os.environ, KERAS_BACKEND=backend)
+                env.update(thread_settings(len(backends), env))
                 command = [sys.executable, "-m", "pytest", *pytest_args]
                 process = subprocess.Popen(
                     command, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -75,6 +84,37 @@ def main(argv=None):
     summary = ", ".join(f"{b} {'passed' if codes[b] == 0 else 'FAILED'}" for b in codes)
     print(f"\nAll backends done in {total:.0f} s: {summary}.", flush=True)
     return 1 if failed else 0
+
+
+def thread_settings(num_runs, environ):
+    """The thread-pool variables for one of `num_runs` side-by-side runs.
+
+    Args:
+        num_runs: int. How many runs share the machine.
+        environ: the environment the run starts from; a variable already
+            set there is left as it is.
+
+    Returns:
+        A dict of environment variables to add.
+
+    Example:
+        >>> thread_settings(3, {})["OMP_NUM_THREADS"]  # on two cores
+        '1'
+    """
+    threads = max(1, (os.cpu_count() or 1) // num_runs)
+    settings = {
+        "OMP_NUM_THREADS": str(threads),  # torch, NumPy's BLAS
+        "TF_NUM_INTRAOP_THREADS": str(threads),
+        # Two at least: tf.data and blocking ops wait on inter-op threads.
+        "TF_NUM_INTEROP_THREADS": str(max(2, threads)),
+    }
+    added = {k: v for k, v in settings.items() if k not in environ}
+    xla = f"intra_op_parallelism_threads={threads}"
+    if threads == 1:
+        xla = f"--xla_cpu_multi_thread_eigen=false {xla}"
+    if "intra_op_parallelism_threads" not in environ.get("XLA_FLAGS", ""):
+        added["XLA_FLAGS"] = f"{environ.get('XLA_FLAGS', '')} {xla}".strip()
+    return added
 
 
 def _wait(runs, started):

@@ -58,7 +58,7 @@ def synthetic_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("synthetic")
     argv = ["train", *TINY_SYNTHETIC, "--epochs", "2", "--seeds", "2",
             "--out", str(out)]
-    keras.utils.clear_session()
+    keras.utils.clear_session(free_memory=False)
     status, stdout, stderr = _main(argv)
     assert status == 0, stderr
     return out, argv, stdout
@@ -208,7 +208,7 @@ def test_refit_rows_leave_the_plain_rows_unchanged(synthetic_run):
     # weights are chosen per modality: tests/test_dgl_recipe.py.)
     config = ExperimentConfig(**results["config"]).resolved()
     splits = factories.load_splits(config, 1)
-    keras.utils.clear_session()
+    keras.utils.clear_session(free_memory=False)
     model, _ = factories.build_model(config, Run("joint", 1), splits)
     model.load_weights(str(out / "runs" / "joint-seed1" / "best.weights.h5"))
     labels = splits.numpy("test")[1]

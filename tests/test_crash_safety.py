@@ -76,7 +76,7 @@ def expected(tmp_path_factory):
     """The uninterrupted run's numbers."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(PRESETS["synthetic"]["encoder"]["config"], "dropout", DROPOUT)
-        keras.utils.clear_session()
+        keras.utils.clear_session(free_memory=False)
         results = runner.run_experiment(
             ExperimentConfig(**CONFIG, out=str(tmp_path_factory.mktemp("reference"))),
             verbose=0, log=lambda line: None,

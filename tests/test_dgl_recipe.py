@@ -71,7 +71,7 @@ def _quiet(line):
 def _rebuilt(config, out, run):
     """The run's model with its best fused epoch's weights, and its data."""
     splits = factories.load_splits(config, run.seed)
-    keras.utils.clear_session()
+    keras.utils.clear_session(free_memory=False)
     model, _ = factories.build_model(config, run, splits)
     model.load_weights(str(out / "runs" / run.name / "best.weights.h5"))
     return model, splits

@@ -65,7 +65,7 @@ def _train(policy, jit_compile):
 def _float32_accuracy(jit_compile):
     if jit_compile not in _float32_results:
         _float32_results[jit_compile] = _train("float32", jit_compile)[1]
-        keras.utils.clear_session()
+        keras.utils.clear_session(free_memory=False)
     return _float32_results[jit_compile]
 
 

@@ -38,7 +38,7 @@ def _numbers(record):
 
 
 def _joint(out, methods):
-    keras.utils.clear_session()
+    keras.utils.clear_session(free_memory=False)
     results = runner.run_experiment(
         ExperimentConfig(**CONFIG, methods=methods, out=str(out)),
         verbose=0, log=lambda line: None,
