@@ -7,7 +7,7 @@ import tempfile
 # negligible, and LLVM's passes were most of their compile time. The passes
 # change machine code, not the operations or their float semantics (no fast
 # math). Set before Keras loads a backend; fresh processes the tests start
-# inherit it. An XLA_FLAGS of your own is kept and wins.
+# inherit it. Flags already in XLA_FLAGS are kept, after it.
 os.environ["XLA_FLAGS"] = " ".join(
     ["--xla_backend_optimization_level=0", os.environ.get("XLA_FLAGS", "")]
 ).strip()

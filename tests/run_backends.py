@@ -109,11 +109,10 @@ def thread_settings(num_runs, environ):
         "TF_NUM_INTEROP_THREADS": str(max(2, threads)),
     }
     added = {k: v for k, v in settings.items() if k not in environ}
-    xla = f"intra_op_parallelism_threads={threads}"
-    if threads == 1:
-        xla = f"--xla_cpu_multi_thread_eigen=false {xla}"
-    if "intra_op_parallelism_threads" not in environ.get("XLA_FLAGS", ""):
-        added["XLA_FLAGS"] = f"{environ.get('XLA_FLAGS', '')} {xla}".strip()
+    flags = environ.get("XLA_FLAGS", "")
+    if threads == 1 and "--xla_cpu_multi_thread_eigen" not in flags:
+        # XLA on CPU: single-threaded Eigen kernels (matmuls, convolutions).
+        added["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
     return added
 
 

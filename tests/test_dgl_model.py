@@ -192,26 +192,23 @@ def test_loaded_model_keeps_its_compiled_state_and_trains(tmp_path):
     assert {"accuracy", "strong_accuracy", "multimodal_loss"} <= set(logs)
 
 
-SAVE_SCRIPT = """
-import sys
-import numpy as np
-import keras
-import keras_dgl
-keras.utils.set_random_seed(0)
-rng = np.random.default_rng(0)
-x = {"audio": rng.normal(size=(16, 5)).astype("float32"),
-     "visual": rng.normal(size=(16, 4)).astype("float32")}
-y = rng.integers(0, 3, size=16)
-encoders = {name: keras.Sequential([keras.layers.Dense(6, activation="tanh")])
-            for name in x}
-model = keras_dgl.DGLModel(encoders, keras_dgl.layers.AttentionFusion(
-    num_classes=3, embed_dim=8, num_heads=2), alpha=2.0)
-model.compile(optimizer=keras.optimizers.Adam(0.01), metrics=["accuracy"])
-model.fit(x, y, batch_size=8, epochs=1, verbose=0)  # two steps of Adam state
-expected = model.predict(x, verbose=0)
-model.save(sys.argv[1] + "/model.keras")
-np.savez(sys.argv[1] + "/data.npz", expected=expected, y=y, **x)
-"""
+def _save_trained_model(folder):
+    """A model with two steps of Adam state, saved with its data and predictions."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = {"audio": rng.normal(size=(16, 5)).astype("float32"),
+         "visual": rng.normal(size=(16, 4)).astype("float32")}
+    y = rng.integers(0, 3, size=16)
+    encoders = {name: keras.Sequential([keras.layers.Dense(6, activation="tanh")])
+                for name in x}
+    model = keras_dgl.DGLModel(encoders, keras_dgl.layers.AttentionFusion(
+        num_classes=3, embed_dim=8, num_heads=2), alpha=2.0)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), metrics=["accuracy"])
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    expected = model.predict(x, verbose=0)
+    model.save(os.path.join(folder, "model.keras"))
+    np.savez(os.path.join(folder, "data.npz"), expected=expected, y=y, **x)
+
 
 # Loads the model where the backend that saved it cannot be imported, as on
 # a machine without it, then checks predictions, optimizer state and a step.
@@ -257,28 +254,26 @@ assert {"accuracy", "audio_accuracy"} <= set(logs), sorted(logs)
 print("LOADED", keras.backend.backend(), BLOCKED in sys.modules)
 """
 
-# Each backend loads a model saved under the next one in this cycle, so that
-# across the three test environments every backend both saves and loads.
-NEXT_BACKEND = {"tensorflow": "jax", "jax": "torch", "torch": "tensorflow"}
+# Each backend's model is loaded under the next backend of this cycle, where
+# the saving one cannot be imported, so that across the three test runs
+# every backend both saves and loads: torch -> jax -> tensorflow -> torch.
+LOADED_UNDER = {"torch": "jax", "jax": "tensorflow", "tensorflow": "torch"}
 
 
 def test_model_saved_under_another_backend_loads_without_it(tmp_path):
     # Under torch, Keras saved optimizers under a torch-only module path, so
     # such a model did not load where torch is not installed (issue 10.4).
+    # Saved here; loaded in a fresh process of the other backend.
     backend = keras.backend.backend()
-    source = NEXT_BACKEND[backend]
-    env = dict(os.environ, KERAS_BACKEND=source, TF_CPP_MIN_LOG_LEVEL="3")
-    subprocess.run(
-        [sys.executable, "-c", SAVE_SCRIPT, str(tmp_path)],
-        env=env, check=True, capture_output=True, timeout=300,
-    )
+    loader = LOADED_UNDER[backend]
+    _save_trained_model(str(tmp_path))
     done = subprocess.run(
-        [sys.executable, "-c", LOAD_SCRIPT, str(tmp_path), source],
-        env=dict(env, KERAS_BACKEND=backend), capture_output=True, text=True,
-        timeout=300,
+        [sys.executable, "-c", LOAD_SCRIPT, str(tmp_path), backend],
+        env=dict(os.environ, KERAS_BACKEND=loader, TF_CPP_MIN_LOG_LEVEL="3"),
+        capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split()[-3:] == ["LOADED", backend, "False"]
+    assert done.stdout.split()[-3:] == ["LOADED", loader, "False"]
 
 
 def test_optimizer_config_is_saved_backend_neutral():

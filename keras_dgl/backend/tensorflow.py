@@ -57,7 +57,14 @@ def method_train_step(model, plan, data):
         # consume them: without this, the unimodal logits (computed from
         # stop-gradient copies of the fusion weights) could be computed after
         # those weights were updated, in place. See `needs_ordered_step`.
-        with tf.control_dependencies(tf.nest.flatten(y_pred) + [loss]):
+        # The same holds for a method's extras: AGM's Shapley responses read
+        # the fusion weights without gradient, so without them here a fusion
+        # update could overtake them (AGM's coefficient test failed in about
+        # one process of four).
+        done = tf.nest.flatten(y_pred) + [loss] + [
+            t for t in tf.nest.flatten(extras) if tf.is_tensor(t)
+        ]
+        with tf.control_dependencies(done):
             gradients = [None if g is None else tf.identity(g) for g in gradients]
         apply_gradients(model.optimizer, gradients, variables)
         total = loss if total is None else total + loss
