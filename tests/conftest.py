@@ -3,8 +3,8 @@ import shutil
 import tempfile
 
 # XLA (JAX, and TensorFlow's jit_compile) without LLVM's optimisation passes:
-# the suite compiles about a thousand tiny executables whose run time is
-# negligible, and LLVM's passes were most of their compile time. The passes
+# the suite compiles many tiny executables whose run time is negligible, and
+# the passes were about a third of their compile time. The passes
 # change machine code, not the operations or their float semantics (no fast
 # math). Set before Keras loads a backend; fresh processes the tests start
 # inherit it. Flags already in XLA_FLAGS are kept, after it.
@@ -17,10 +17,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 # JAX: one compilation cache for the whole run, this process and the fresh
-# processes the tests start (they inherit the environment). The suite builds
-# the same small models hundreds of times, and a cached XLA executable is the
-# one a fresh compile would produce, so this changes no result, only time
-# (benchmarks/RESULTS.md, "test suite"). The folder is new each run and
+# processes the tests start (they inherit the environment). The fresh
+# processes of the crash-safety, optimizer-update and example tests build the
+# same models again, and a cached XLA executable is the one a fresh compile
+# would produce, so this changes no result, only time (benchmarks/RESULTS.md,
+# "Test suite"). The folder is new each run and
 # removed at its end, so every run starts cold.
 _JAX_CACHE = None
 if keras.backend.backend() == "jax" and "JAX_COMPILATION_CACHE_DIR" not in os.environ:

@@ -13,7 +13,7 @@ least one) for its frameworks' thread pools, through the environment, which
 the processes the tests start inherit. Left to themselves, TensorFlow, XLA
 and torch each size their pools to every core, and three of them on two
 cores mostly wait for each other: the suite's tiny models gain nothing from
-threads (benchmarks/RESULTS.md, "test suite"). A variable already set is
+threads (benchmarks/RESULTS.md, "Test suite"). A variable already set is
 kept.
 
 Usage:

@@ -204,7 +204,7 @@ def _save_trained_model(folder):
     model = keras_dgl.DGLModel(encoders, keras_dgl.layers.AttentionFusion(
         num_classes=3, embed_dim=8, num_heads=2), alpha=2.0)
     model.compile(optimizer=keras.optimizers.Adam(0.01), metrics=["accuracy"])
-    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)  # two steps of Adam state
     expected = model.predict(x, verbose=0)
     model.save(os.path.join(folder, "model.keras"))
     np.savez(os.path.join(folder, "data.npz"), expected=expected, y=y, **x)

@@ -165,8 +165,10 @@ def needs_ordered_step():
     ops that consume what they read, and the consumers of the stop-gradient
     copy are not ancestors of that weight's gradient, so the unimodal
     logits could be computed from the already-updated weight (seen in
-    about one of ten fresh processes). `train_step` below orders the update
-    after the whole forward pass. JAX is functional and PyTorch eager, so
+    about one of ten fresh processes). A method's extras are the same case
+    (AGM's Shapley responses read the fusion weights without gradient).
+    `train_step` below orders the update after the whole forward pass, the
+    loss and the extras. JAX is functional and PyTorch eager, so
     their stock steps read every weight before updating it.
 
     Returns:
